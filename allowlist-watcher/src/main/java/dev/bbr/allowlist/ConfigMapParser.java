@@ -1,0 +1,108 @@
+package dev.bbr.allowlist;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.ObjectMeta;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads a bbr-managed ConfigMap into a {@link ModelMapping}, in the upstream format: {@code
+ * data.baseModel} is the base model name and {@code data.adapters} a YAML list of adapter names
+ * (missing, empty or comment-only means none). Names are trimmed; case is kept.
+ */
+public final class ConfigMapParser {
+  /** The label that marks a ConfigMap as an allowlist entry (value {@code "true"}). */
+  public static final String MANAGED_LABEL = "inference.networking.k8s.io/bbr-managed";
+
+  static final String BASE_MODEL_KEY = "baseModel";
+  static final String ADAPTERS_KEY = "adapters";
+
+  private final YAMLMapper yaml = new YAMLMapper();
+
+  /** Returns {@code namespace/name} of a ConfigMap, the name used in logs and conflicts. */
+  public static String sourceName(ConfigMap configMap) {
+    ObjectMeta meta = configMap.getMetadata();
+    if (meta == null) {
+      return "<unnamed>";
+    }
+    String namespace = meta.getNamespace() == null ? "default" : meta.getNamespace();
+    return namespace + "/" + meta.getName();
+  }
+
+  /** Returns true when the ConfigMap carries {@code label=true}. */
+  public static boolean isManaged(ConfigMap configMap, String label) {
+    ObjectMeta meta = configMap.getMetadata();
+    Map<String, String> labels = meta == null ? null : meta.getLabels();
+    return labels != null && "true".equals(labels.get(label));
+  }
+
+  /**
+   * Parses one ConfigMap.
+   *
+   * @param source the name to record for it (see {@link #sourceName})
+   * @throws InvalidConfigMapException when {@code baseModel} is missing or empty, or {@code
+   *     adapters} is not a YAML list of strings
+   */
+  public ModelMapping parse(ConfigMap configMap, String source) throws InvalidConfigMapException {
+    Map<String, String> data = configMap.getData() == null ? Map.of() : configMap.getData();
+    String baseModel = data.get(BASE_MODEL_KEY);
+    if (baseModel == null || baseModel.isBlank()) {
+      throw new InvalidConfigMapException(source, "data.baseModel is missing or empty");
+    }
+    return new ModelMapping(
+        source, created(configMap), baseModel.trim(), adapters(data.get(ADAPTERS_KEY), source));
+  }
+
+  private List<String> adapters(String text, String source) throws InvalidConfigMapException {
+    if (text == null || text.isBlank()) {
+      return List.of();
+    }
+    JsonNode node;
+    try {
+      node = yaml.readTree(text);
+    } catch (JsonProcessingException e) {
+      throw new InvalidConfigMapException(
+          source, "data.adapters is not valid YAML (line " + e.getLocation().getLineNr() + ")");
+    }
+    if (node == null || node.isMissingNode() || node.isNull()) {
+      return List.of(); // comment-only or empty document
+    }
+    if (!node.isArray()) {
+      throw new InvalidConfigMapException(
+          source, "data.adapters: " + node.getNodeType() + " (expected: a YAML list of names)");
+    }
+    Set<String> names = new LinkedHashSet<>();
+    for (JsonNode element : node) {
+      if (!element.isTextual()) {
+        throw new InvalidConfigMapException(
+            source, "data.adapters element: " + element.getNodeType() + " (expected: string)");
+      }
+      String name = element.asText().trim();
+      if (!name.isEmpty()) {
+        names.add(name);
+      }
+    }
+    return new ArrayList<>(names);
+  }
+
+  private static Instant created(ConfigMap configMap) {
+    ObjectMeta meta = configMap.getMetadata();
+    String timestamp = meta == null ? null : meta.getCreationTimestamp();
+    if (timestamp == null || timestamp.isEmpty()) {
+      return Instant.EPOCH;
+    }
+    try {
+      return Instant.parse(timestamp);
+    } catch (DateTimeParseException e) {
+      return Instant.EPOCH;
+    }
+  }
+}

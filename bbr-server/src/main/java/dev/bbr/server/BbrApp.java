@@ -1,0 +1,212 @@
+package dev.bbr.server;
+
+import dev.bbr.allowlist.AllowlistHolder;
+import dev.bbr.allowlist.AllowlistSource;
+import dev.bbr.allowlist.DirectoryAllowlistSource;
+import dev.bbr.server.config.BbrOptions;
+import dev.bbr.server.extproc.BodyBudget;
+import dev.bbr.server.extproc.ExtProcService;
+import dev.bbr.server.extproc.RoutingPolicy;
+import dev.bbr.server.metrics.BuildInfo;
+import dev.bbr.server.metrics.MetricsServer;
+import dev.bbr.server.metrics.RouterMetrics;
+import dev.bbr.server.tls.ReloadingKeyManager;
+import dev.bbr.server.tls.SelfSignedCertificates;
+import dev.bbr.server.tls.ServerIdentity;
+import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
+import io.grpc.Server;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.netty.shaded.io.netty.handler.ssl.SslContext;
+import io.grpc.netty.shaded.io.netty.handler.ssl.SslContextBuilder;
+import io.grpc.netty.shaded.io.netty.handler.ssl.SslProvider;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The running router: every part, built by hand, started in dependency order and closed in the
+ * reverse order. Health says NOT_SERVING until the allowlist has been loaded, and again from the
+ * moment shutdown begins.
+ */
+public final class BbrApp implements AutoCloseable {
+  private static final Logger logger = LoggerFactory.getLogger(BbrApp.class);
+  private static final String EXT_PROC_SERVICE = ExternalProcessorGrpc.SERVICE_NAME;
+  /** Room above the body cap for the rest of a BUFFERED ProcessingRequest (headers, framing). */
+  private static final int MESSAGE_HEADROOM_BYTES = 1 << 20;
+  private static final Duration CERT_RELOAD_PERIOD = Duration.ofSeconds(2);
+
+  private final BbrOptions options;
+  private final AtomicBoolean closed = new AtomicBoolean();
+  private final ScheduledThreadPoolExecutor timer;
+  private final PrometheusMeterRegistry registry;
+  private final JvmGcMetrics gcMetrics;
+  private final MetricsServer metricsServer;
+  private final HealthStatusManager health;
+  private final Server healthServer;
+  private final AllowlistSource allowlistSource;
+  private final ReloadingKeyManager keyManager;
+  private final Server extProcServer;
+
+  private BbrApp(BbrOptions options) throws IOException {
+    this.options = options;
+    timer = new ScheduledThreadPoolExecutor(1, r -> {
+      Thread t = new Thread(r, "bbr-timer");
+      t.setDaemon(true);
+      return t;
+    });
+    timer.setRemoveOnCancelPolicy(true); // body deadlines are cancelled far more often than they fire
+
+    registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    new ClassLoaderMetrics().bindTo(registry);
+    new JvmMemoryMetrics().bindTo(registry);
+    gcMetrics = new JvmGcMetrics();
+    gcMetrics.bindTo(registry);
+    new JvmThreadMetrics().bindTo(registry);
+    new ProcessorMetrics().bindTo(registry);
+    new UptimeMetrics().bindTo(registry);
+
+    AllowlistHolder allowlist = new AllowlistHolder();
+    BodyBudget budget = new BodyBudget(options.maxBufferedBytesTotal());
+    RouterMetrics metrics = new RouterMetrics(registry, BuildInfo.fromManifest(), budget, allowlist);
+    metricsServer = MetricsServer.start(options.metricsPort(), registry);
+
+    health = new HealthStatusManager();
+    health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.NOT_SERVING);
+    health.setStatus(EXT_PROC_SERVICE, ServingStatus.NOT_SERVING);
+    // Plaintext on its own port: Kubernetes and GKE gRPC health checks cannot speak TLS.
+    healthServer = NettyServerBuilder.forAddress(new InetSocketAddress(options.healthPort()))
+        .addService(health.getHealthService())
+        .build()
+        .start();
+
+    RoutingPolicy policy = new RoutingPolicy(
+        options.streaming(),
+        options.rejectUnknownModel(),
+        options.rejectMissingModel(),
+        options.maxBufferedBytes(),
+        options.bodyTimeout());
+    ExtProcService service = new ExtProcService(allowlist, policy, budget, timer, metrics);
+    NettyServerBuilder extProc = NettyServerBuilder.forAddress(new InetSocketAddress(options.grpcPort()))
+        .addService(service)
+        // Stream callbacks never block (no I/O, no locks held across calls): run them on the
+        // event loop instead of paying a thread hand-off per message.
+        .directExecutor()
+        .maxInboundMessageSize((int) Math.min(Integer.MAX_VALUE,
+            options.maxBufferedBytes() + MESSAGE_HEADROOM_BYTES))
+        .permitKeepAliveTime(10, TimeUnit.SECONDS)
+        .permitKeepAliveWithoutCalls(true);
+    if (options.secureServing()) {
+      keyManager = options.certPath() == null
+          ? new ReloadingKeyManager(SelfSignedCertificates.create())
+          : ReloadingKeyManager.fromDirectory(options.certPath());
+      if (options.certPath() != null) {
+        keyManager.watch(options.certPath(), CERT_RELOAD_PERIOD, timer, identity -> { });
+      }
+      extProc.sslContext(sslContext(keyManager));
+      logCertificate(keyManager.identity());
+    } else {
+      keyManager = null;
+    }
+    extProcServer = extProc.build().start();
+
+    allowlistSource = new DirectoryAllowlistSource(options.allowlistDir(), allowlist);
+  }
+
+  /** Starts the router; returns once every port is bound and the allowlist has been loaded. */
+  public static BbrApp start(BbrOptions options) throws IOException {
+    BbrApp app = new BbrApp(options);
+    try {
+      app.allowlistSource.start().toCompletableFuture().join();
+    } catch (RuntimeException e) {
+      app.close();
+      throw new IOException("cannot load the allowlist: " + e.getCause(), e);
+    }
+    app.health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
+    app.health.setStatus(EXT_PROC_SERVICE, ServingStatus.SERVING);
+    logger.info("serving ext_proc on :{} ({}), health on :{}, metrics on :{}",
+        app.extProcServer.getPort(), options.secureServing() ? "TLS, ALPN h2" : "plaintext h2c",
+        app.healthServer.getPort(), app.metricsServer.port());
+    return app;
+  }
+
+  private static SslContext sslContext(ReloadingKeyManager keyManager) throws IOException {
+    // The JDK provider asks the key manager on every handshake, so reloads take effect at once.
+    return GrpcSslContexts.configure(SslContextBuilder.forServer(keyManager), SslProvider.JDK).build();
+  }
+
+  private static void logCertificate(ServerIdentity identity) {
+    logger.info("TLS certificate {}, expires {}",
+        identity.chain().get(0).getSubjectX500Principal().getName(), identity.notAfter());
+  }
+
+  /** Returns the ext_proc port actually bound. */
+  public int extProcPort() {
+    return extProcServer.getPort();
+  }
+
+  /** Returns the health port actually bound. */
+  public int healthPort() {
+    return healthServer.getPort();
+  }
+
+  /** Returns the metrics port actually bound. */
+  public int metricsPort() {
+    return metricsServer.port();
+  }
+
+  /** Returns the Prometheus registry. */
+  PrometheusMeterRegistry registry() {
+    return registry;
+  }
+
+  /** Blocks until the ext_proc server has terminated. */
+  public void awaitTermination() throws InterruptedException {
+    extProcServer.awaitTermination();
+  }
+
+  /**
+   * Drains and stops: health turns NOT_SERVING, no new streams are accepted, streams in flight get
+   * up to {@code --drain-timeout} to finish, then everything stops. Idempotent.
+   */
+  @Override
+  public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
+    health.enterTerminalState(); // probes and Envoy's health checks fail first
+    extProcServer.shutdown(); // GOAWAY: no new streams; in-flight ones continue
+    try {
+      if (!extProcServer.awaitTermination(options.drainTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
+        logger.warn("streams still open after --drain-timeout {}; cancelling them", options.drainTimeout());
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    extProcServer.shutdownNow();
+    if (keyManager != null) {
+      keyManager.stopWatching();
+    }
+    allowlistSource.close();
+    healthServer.shutdownNow();
+    metricsServer.close();
+    gcMetrics.close();
+    timer.shutdownNow();
+    logger.info("stopped");
+  }
+}

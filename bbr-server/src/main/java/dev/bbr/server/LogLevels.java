@@ -1,0 +1,16 @@
+package dev.bbr.server;
+
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Maps upstream's {@code -v} levels to the router's log levels. */
+final class LogLevels {
+  private LogLevels() {}
+
+  /** 0-3: info (refused requests, lifecycle); 4: debug (one line per request); 5+: trace. */
+  static void apply(int verbosity) {
+    Level level = verbosity >= 5 ? Level.TRACE : verbosity >= 4 ? Level.DEBUG : Level.INFO;
+    ((Logger) LoggerFactory.getLogger("dev.bbr")).setLevel(level);
+  }
+}

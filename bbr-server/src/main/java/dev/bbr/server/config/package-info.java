@@ -1,0 +1,2 @@
+/** The command line: flags, defaults and their validation. */
+package dev.bbr.server.config;

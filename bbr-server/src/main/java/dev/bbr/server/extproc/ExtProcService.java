@@ -1,0 +1,56 @@
+package dev.bbr.server.extproc;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import dev.bbr.allowlist.Allowlist;
+import dev.bbr.server.extraction.ModelScanner;
+import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
+
+/**
+ * The {@code envoy.service.ext_proc.v3.ExternalProcessor} service. It holds no per-request state:
+ * each call of {@link #process} opens a {@link RouterStream} for one HTTP request.
+ */
+public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcessorImplBase {
+  private final AtomicLong streamIds = new AtomicLong();
+  private final StreamContext context;
+
+  /**
+   * Creates the service.
+   *
+   * @param allowlist the current allowlist, read once per request
+   * @param policy what to do with each kind of request
+   * @param budget the process-wide budget for held body bytes
+   * @param timer runs body deadlines; shared, never blocked
+   * @param events where request outcomes are reported
+   */
+  public ExtProcService(
+      Supplier<Allowlist> allowlist,
+      RoutingPolicy policy,
+      BodyBudget budget,
+      ScheduledExecutorService timer,
+      RouterEvents events) {
+    JsonFactory json = ModelScanner.newFactory(policy.maxBufferedBytes());
+    this.context = new StreamContext(allowlist, policy, budget, json, timer, events);
+  }
+
+  @Override
+  public StreamObserver<ProcessingRequest> process(StreamObserver<ProcessingResponse> responses) {
+    return new RouterStream(
+        streamIds.incrementAndGet(), (ServerCallStreamObserver<ProcessingResponse>) responses, context);
+  }
+
+  /** What every stream shares. */
+  record StreamContext(
+      Supplier<Allowlist> allowlist,
+      RoutingPolicy policy,
+      BodyBudget budget,
+      JsonFactory json,
+      ScheduledExecutorService timer,
+      RouterEvents events) {}
+}

@@ -1,0 +1,161 @@
+package dev.bbr.server.extproc;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.google.protobuf.BoolValue;
+import com.google.protobuf.ByteString;
+import io.envoyproxy.envoy.config.core.v3.HeaderValue;
+import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
+import io.envoyproxy.envoy.service.ext_proc.v3.BodyMutation;
+import io.envoyproxy.envoy.service.ext_proc.v3.BodyResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HeaderMutation;
+import io.envoyproxy.envoy.service.ext_proc.v3.HeadersResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.ImmediateResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.StreamedBodyResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
+import io.envoyproxy.envoy.type.v3.HttpStatus;
+import io.envoyproxy.envoy.type.v3.StatusCode;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+
+/**
+ * The ext_proc replies the router sends. Replies that never change are built once; protobuf
+ * messages are immutable, so they are shared by every stream.
+ */
+final class Responses {
+  /** The header carrying the model the client asked for. */
+  static final String MODEL_HEADER = "x-gateway-model-name";
+  /** The header the HTTPRoutes match on: the base model serving the request. */
+  static final String BASE_MODEL_HEADER = "x-gateway-base-model-name";
+  /**
+   * The largest body piece sent back to Envoy in one message; below the 64 KiB the ext_proc proto
+   * recommends, as upstream's 62,000-byte limit (gateway-api-inference-extension#2056).
+   */
+  static final int MAX_CHUNK_BYTES = 62 * 1024;
+
+  /** Removes client-sent copies of the routing headers, so no client can pick a pool itself. */
+  private static final HeaderMutation REMOVE_ROUTING_HEADERS = HeaderMutation.newBuilder()
+      .addRemoveHeaders(MODEL_HEADER)
+      .addRemoveHeaders(BASE_MODEL_HEADER)
+      .build();
+
+  /** Continue, with spoofed routing headers removed and the route recomputed without them. */
+  private static final CommonResponse STRIP_ONLY = CommonResponse.newBuilder()
+      .setHeaderMutation(REMOVE_ROUTING_HEADERS)
+      .setClearRouteCache(true)
+      .build();
+
+  static final ProcessingResponse REQUEST_HEADERS_STRIP_ONLY = ProcessingResponse.newBuilder()
+      .setRequestHeaders(HeadersResponse.newBuilder().setResponse(STRIP_ONLY))
+      .build();
+  static final ProcessingResponse REQUEST_BODY_STRIP_ONLY = ProcessingResponse.newBuilder()
+      .setRequestBody(BodyResponse.newBuilder().setResponse(STRIP_ONLY))
+      .build();
+  static final ProcessingResponse REQUEST_BODY_CONTINUE = ProcessingResponse.newBuilder()
+      .setRequestBody(BodyResponse.getDefaultInstance())
+      .build();
+  static final ProcessingResponse REQUEST_TRAILERS_CONTINUE = ProcessingResponse.newBuilder()
+      .setRequestTrailers(TrailersResponse.getDefaultInstance())
+      .build();
+  static final ProcessingResponse RESPONSE_HEADERS_CONTINUE = ProcessingResponse.newBuilder()
+      .setResponseHeaders(HeadersResponse.getDefaultInstance())
+      .build();
+  static final ProcessingResponse RESPONSE_BODY_CONTINUE = ProcessingResponse.newBuilder()
+      .setResponseBody(BodyResponse.getDefaultInstance())
+      .build();
+  static final ProcessingResponse RESPONSE_TRAILERS_CONTINUE = ProcessingResponse.newBuilder()
+      .setResponseTrailers(TrailersResponse.getDefaultInstance())
+      .build();
+
+  private static final HeaderValueOption JSON_CONTENT_TYPE = header("content-type", "application/json");
+  private static final HeaderValueOption RETRY_AFTER = header("retry-after", "1");
+  private static final JsonFactory JSON = new JsonFactory();
+
+  private Responses() {}
+
+  /** The route-setting mutation: spoofed copies removed, then both routing headers set. */
+  static CommonResponse route(String model, String baseModel) {
+    return CommonResponse.newBuilder()
+        .setHeaderMutation(REMOVE_ROUTING_HEADERS.toBuilder()
+            .addSetHeaders(header(MODEL_HEADER, model))
+            .addSetHeaders(header(BASE_MODEL_HEADER, baseModel)))
+        .setClearRouteCache(true)
+        .build();
+  }
+
+  static ProcessingResponse requestHeaders(CommonResponse response) {
+    return ProcessingResponse.newBuilder()
+        .setRequestHeaders(HeadersResponse.newBuilder().setResponse(response))
+        .build();
+  }
+
+  static ProcessingResponse requestBody(CommonResponse response) {
+    return ProcessingResponse.newBuilder()
+        .setRequestBody(BodyResponse.newBuilder().setResponse(response))
+        .build();
+  }
+
+  /** One piece of a FULL_DUPLEX_STREAMED request body, at most {@link #MAX_CHUNK_BYTES}. */
+  static ProcessingResponse streamedRequestBody(ByteString piece, boolean endOfStream) {
+    return ProcessingResponse.newBuilder()
+        .setRequestBody(BodyResponse.newBuilder().setResponse(CommonResponse.newBuilder()
+            .setBodyMutation(BodyMutation.newBuilder().setStreamedResponse(
+                StreamedBodyResponse.newBuilder().setBody(piece).setEndOfStream(endOfStream)))))
+        .build();
+  }
+
+  /** One piece of a FULL_DUPLEX_STREAMED response body, echoed unchanged. */
+  static ProcessingResponse streamedResponseBody(ByteString piece, boolean endOfStream) {
+    return ProcessingResponse.newBuilder()
+        .setResponseBody(BodyResponse.newBuilder().setResponse(CommonResponse.newBuilder()
+            .setBodyMutation(BodyMutation.newBuilder().setStreamedResponse(
+                StreamedBodyResponse.newBuilder().setBody(piece).setEndOfStream(endOfStream)))))
+        .build();
+  }
+
+  /**
+   * A local reply in OpenAI's error shape: {@code {"error":{"message","type","param","code"}}}.
+   *
+   * @param details what Envoy records as {@code %RESPONSE_CODE_DETAILS%}
+   */
+  static ProcessingResponse error(
+      StatusCode status, String type, String code, String param, String message, String details) {
+    ImmediateResponse.Builder reply = ImmediateResponse.newBuilder()
+        .setStatus(HttpStatus.newBuilder().setCode(status))
+        .setHeaders(HeaderMutation.newBuilder().addSetHeaders(JSON_CONTENT_TYPE))
+        .setBody(errorBody(message, type, param, code))
+        .setDetails(details);
+    if (status == StatusCode.ServiceUnavailable) {
+      reply.getHeadersBuilder().addSetHeaders(RETRY_AFTER);
+    }
+    return ProcessingResponse.newBuilder().setImmediateResponse(reply).build();
+  }
+
+  static ByteString errorBody(String message, String type, String param, String code) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream(160);
+    try (JsonGenerator json = JSON.createGenerator(out)) {
+      json.writeStartObject();
+      json.writeObjectFieldStart("error");
+      json.writeStringField("message", message);
+      json.writeStringField("type", type);
+      json.writeStringField("param", param);
+      json.writeStringField("code", code);
+      json.writeEndObject();
+      json.writeEndObject();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e); // cannot happen: writing to memory
+    }
+    return ByteString.copyFrom(out.toByteArray());
+  }
+
+  /** A header to set (overwrite), value in {@code raw_value} as Envoy reads it by default. */
+  static HeaderValueOption header(String key, String value) {
+    return HeaderValueOption.newBuilder()
+        .setHeader(HeaderValue.newBuilder().setKey(key).setRawValue(ByteString.copyFromUtf8(value)))
+        .setAppend(BoolValue.of(false))
+        .build();
+  }
+}

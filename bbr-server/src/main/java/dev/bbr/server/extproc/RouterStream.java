@@ -1,0 +1,533 @@
+package dev.bbr.server.extproc;
+
+import com.google.protobuf.ByteString;
+import dev.bbr.server.extproc.ExtProcService.StreamContext;
+import dev.bbr.server.extraction.BodyException;
+import dev.bbr.server.extraction.ModelScanner;
+import io.envoyproxy.envoy.config.core.v3.HeaderValue;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
+import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProtocolConfiguration;
+import io.envoyproxy.envoy.type.v3.StatusCode;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Routes one ext_proc stream (one HTTP request) by the top-level {@code model} of its body.
+ *
+ * <p>In FULL_DUPLEX_STREAMED the answer to the request headers is held until the model is known;
+ * it then carries the routing headers and {@code clear_route_cache}, the chunks held so far are
+ * sent back, and later chunks pass straight through. In BUFFERED the headers are answered at once
+ * and the route rides on the answer to the single body message. Every refusal is an Envoy local
+ * reply decided before the request headers are released upstream.
+ *
+ * <p>gRPC calls {@link #onNext}, {@link #onError} and {@link #onCompleted} serially; the body
+ * deadline fires on a timer thread, so all state is guarded by {@link #lock}. Body bytes are held
+ * only until the model is known, within {@link RoutingPolicy#maxBufferedBytes()} and the shared
+ * {@link BodyBudget}. Inbound messages are requested one at a time, only while the reply stream
+ * is ready, so a slow Envoy cannot make the router buffer replies without bound.
+ */
+final class RouterStream implements StreamObserver<ProcessingRequest> {
+  private static final Logger logger = LoggerFactory.getLogger(RouterStream.class);
+  private static final int MAX_REQUEST_ID_CHARS = 128;
+
+  private enum Phase {
+    /** Nothing but a protocol config may have arrived. */
+    AWAIT_HEADERS,
+    /** Headers seen; reading the body for the model. */
+    SCANNING,
+    /** FULL_DUPLEX_STREAMED only: routed, body chunks pass through. */
+    STREAMING,
+    /** The request body is done; only response-phase messages or duplicates may follow. */
+    BODY_DONE,
+    /** The stream is over: nothing more is sent. */
+    DONE
+  }
+
+  private final long id;
+  private final ServerCallStreamObserver<ProcessingResponse> out;
+  private final StreamContext context;
+  private final Object lock = new Object();
+
+  // All below: guarded by lock.
+  private Phase phase = Phase.AWAIT_HEADERS;
+  private BodyMode mode;
+  private boolean echoResponseBody;
+  private ModelScanner scanner;
+  private final ArrayDeque<ByteString> held = new ArrayDeque<>(4);
+  private long budgetBytes;
+  private long bufferedBytes;
+  private ScheduledFuture<?> deadline;
+  private long headersNanos;
+  private long decisionNanos = -1;
+  private String requestId = "-";
+  private String model;
+  private String baseModel;
+  private Outcome outcome;
+  private String errorCode;
+  private boolean finished;
+  private boolean wantMore;
+
+  RouterStream(long id, ServerCallStreamObserver<ProcessingResponse> out, StreamContext context) {
+    this.id = id;
+    this.out = out;
+    this.context = context;
+    out.disableAutoRequest();
+    out.setOnReadyHandler(this::onReady);
+    out.setOnCancelHandler(this::onCancel);
+    context.events().streamOpened();
+    out.request(1);
+  }
+
+  @Override
+  public void onNext(ProcessingRequest request) {
+    synchronized (lock) {
+      if (phase == Phase.DONE) {
+        return; // a message that crossed our local reply; Envoy ignores us from here on too
+      }
+      try {
+        if (mode == null) {
+          detectMode(request);
+        }
+        switch (request.getRequestCase()) {
+          case REQUEST_HEADERS -> onRequestHeaders(request.getRequestHeaders());
+          case REQUEST_BODY -> onRequestBody(request.getRequestBody());
+          case REQUEST_TRAILERS -> onRequestTrailers();
+          case RESPONSE_HEADERS -> send(Responses.RESPONSE_HEADERS_CONTINUE);
+          case RESPONSE_BODY -> onResponseBody(request.getResponseBody());
+          case RESPONSE_TRAILERS -> send(Responses.RESPONSE_TRAILERS_CONTINUE);
+          case REQUEST_NOT_SET -> protocolError("empty ProcessingRequest");
+        }
+      } catch (RuntimeException e) {
+        logger.error("[{}] failed processing an ext_proc message", id, e);
+        fail(Status.INTERNAL.withDescription("router failure"));
+      }
+      requestMore();
+    }
+  }
+
+  @Override
+  public void onError(Throwable t) {
+    synchronized (lock) {
+      if (phase == Phase.DONE) {
+        return;
+      }
+      Status status = Status.fromThrowable(t);
+      if (status.getCode() != Status.Code.CANCELLED) {
+        logger.warn("[{}] stream error from Envoy: {}", id, status);
+      }
+      end(Outcome.CANCELLED, 0);
+    }
+  }
+
+  @Override
+  public void onCompleted() {
+    synchronized (lock) {
+      if (phase == Phase.DONE) {
+        return;
+      }
+      // Envoy half-closes once it has every reply it needs; before the body was done this means it
+      // gave up on the request.
+      Outcome last = phase == Phase.BODY_DONE ? outcome : Outcome.CANCELLED;
+      end(last, 0);
+      out.onCompleted();
+    }
+  }
+
+  private void onCancel() {
+    onError(Status.CANCELLED.asRuntimeException());
+  }
+
+  private void onReady() {
+    synchronized (lock) {
+      if (wantMore && phase != Phase.DONE && out.isReady()) {
+        wantMore = false;
+        out.request(1);
+      }
+    }
+  }
+
+  private void requestMore() {
+    if (phase == Phase.DONE) {
+      return;
+    }
+    if (out.isReady()) {
+      out.request(1);
+    } else {
+      wantMore = true;
+    }
+  }
+
+  private void detectMode(ProcessingRequest request) {
+    if (request.hasProtocolConfig()) {
+      ProtocolConfiguration config = request.getProtocolConfig();
+      mode = BodyMode.of(config.getRequestBodyMode());
+      echoResponseBody = config.getResponseBodyMode() == BodySendMode.FULL_DUPLEX_STREAMED;
+    } else {
+      mode = context.policy().streamingByDefault() ? BodyMode.FULL_DUPLEX_STREAMED : BodyMode.BUFFERED;
+      echoResponseBody = mode == BodyMode.FULL_DUPLEX_STREAMED;
+    }
+  }
+
+  // ---- request headers
+
+  private void onRequestHeaders(HttpHeaders headers) {
+    if (phase != Phase.AWAIT_HEADERS) {
+      protocolError("request headers received twice");
+      return;
+    }
+    headersNanos = System.nanoTime();
+    requestId = requestId(headers);
+    if (headers.getEndOfStream()) {
+      send(Responses.REQUEST_HEADERS_STRIP_ONLY); // no body: nothing to route on
+      bodyDone(Outcome.NO_BODY);
+      return;
+    }
+    switch (mode) {
+      case FULL_DUPLEX_STREAMED -> {
+        phase = Phase.SCANNING; // the headers answer waits for the model
+        scanner = new ModelScanner(context.json());
+        deadline = context.timer().schedule(
+            this::onDeadline, context.policy().bodyTimeout().toNanos(), TimeUnit.NANOSECONDS);
+      }
+      case BUFFERED, BUFFERED_PARTIAL -> {
+        send(Responses.REQUEST_HEADERS_STRIP_ONLY); // Envoy sends the body only after this
+        phase = Phase.SCANNING;
+        scanner = new ModelScanner(context.json());
+      }
+      case STREAMED, NONE -> {
+        logger.debug("[{}] body mode {} cannot carry a route; passing through", id, mode);
+        send(Responses.REQUEST_HEADERS_STRIP_ONLY);
+        bodyDone(Outcome.NOT_ROUTABLE_MODE);
+      }
+    }
+  }
+
+  private static String requestId(HttpHeaders headers) {
+    for (HeaderValue header : headers.getHeaders().getHeadersList()) {
+      if (header.getKey().equals("x-request-id")) {
+        String value = header.getRawValue().isEmpty()
+            ? header.getValue()
+            : header.getRawValue().toString(StandardCharsets.UTF_8);
+        StringBuilder safe = new StringBuilder(Math.min(value.length(), MAX_REQUEST_ID_CHARS));
+        for (int i = 0; i < value.length() && safe.length() < MAX_REQUEST_ID_CHARS; i++) {
+          char c = value.charAt(i);
+          safe.append(c >= 0x21 && c < 0x7f ? c : '_'); // log-safe: no spaces, no control chars
+        }
+        return safe.toString();
+      }
+    }
+    return "-";
+  }
+
+  // ---- request body
+
+  private void onRequestBody(HttpBody body) {
+    switch (phase) {
+      case AWAIT_HEADERS -> protocolError("request body before request headers");
+      case SCANNING -> {
+        boolean wholeBody = mode == BodyMode.BUFFERED; // one message, even when trailers follow
+        scan(body.getBody(), body.getEndOfStream(), body.getEndOfStream() || wholeBody);
+      }
+      case STREAMING -> passThrough(body.getBody(), body.getEndOfStream());
+      case BODY_DONE -> {
+        if (mode == BodyMode.FULL_DUPLEX_STREAMED) {
+          // Envoy >= 1.35 may repeat the last chunk of a large body (envoy#46237): never answer it.
+          logger.debug("[{}] request body after end of body ignored ({} bytes)", id, body.getBody().size());
+        } else {
+          send(Responses.REQUEST_BODY_CONTINUE); // STREAMED expects one answer per chunk
+        }
+      }
+      case DONE -> { }
+    }
+  }
+
+  private void onRequestTrailers() {
+    switch (phase) {
+      case AWAIT_HEADERS -> protocolError("request trailers before request headers");
+      case SCANNING -> {
+        // Trailers end the body (its last chunk had end_of_stream=false).
+        scan(ByteString.EMPTY, false, true);
+        if (phase == Phase.STREAMING) {
+          send(Responses.REQUEST_TRAILERS_CONTINUE);
+          bodyDone(outcome);
+        }
+      }
+      case STREAMING -> {
+        try {
+          scanner.end();
+        } catch (BodyException e) {
+          refuse(e);
+          return;
+        }
+        send(Responses.REQUEST_TRAILERS_CONTINUE);
+        bodyDone(outcome);
+      }
+      case BODY_DONE -> send(Responses.REQUEST_TRAILERS_CONTINUE);
+      case DONE -> { }
+    }
+  }
+
+  /**
+   * Reads {@code chunk} for the model, holding it (FULL_DUPLEX_STREAMED) until routing is decided.
+   *
+   * @param endOfStream Envoy's flag on this chunk, echoed on the last piece sent back
+   * @param bodyEnds true when no more body bytes follow (end of stream, trailers, or BUFFERED)
+   */
+  private void scan(ByteString chunk, boolean endOfStream, boolean bodyEnds) {
+    long limit = context.policy().maxBufferedBytes();
+    if (bufferedBytes + chunk.size() > limit) {
+      bufferedBytes += chunk.size();
+      refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
+          "request_too_large", null,
+          "The request body exceeds " + limit + " bytes before its \"model\" field.");
+      return;
+    }
+    bufferedBytes += chunk.size();
+    if (mode == BodyMode.FULL_DUPLEX_STREAMED && !chunk.isEmpty()) {
+      if (!context.budget().tryAcquire(chunk.size())) {
+        refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
+            "router_overloaded", null,
+            "The router is holding too many request bodies; retry shortly.");
+        return;
+      }
+      budgetBytes += chunk.size();
+      held.add(chunk);
+    }
+    try {
+      scanner.feed(chunk);
+      if (bodyEnds) {
+        scanner.end();
+      }
+    } catch (BodyException e) {
+      refuse(e);
+      return;
+    }
+    if (scanner.decided()) {
+      decide(endOfStream);
+    } else if (mode == BodyMode.BUFFERED_PARTIAL) {
+      decide(endOfStream); // the model is not in the part Envoy buffered
+    }
+  }
+
+  /** Routes by what the scanner found, then releases the headers and the held chunks. */
+  private void decide(boolean endOfStream) {
+    cancelDeadline();
+    decisionNanos = System.nanoTime() - headersNanos;
+    String requested = scanner.model();
+    CommonResponse routing;
+    if (requested == null) {
+      if (context.policy().rejectMissingModel()) {
+        refuse(Outcome.INVALID, StatusCode.BadRequest, "invalid_request_error", "missing_model",
+            "model", "The request body has no top-level \"model\" field.");
+        return;
+      }
+      routing = null;
+      outcome = Outcome.MODEL_MISSING;
+    } else {
+      model = requested;
+      String base = context.allowlist().get().baseModelOf(requested);
+      if (base != null) {
+        baseModel = base;
+        routing = Responses.route(requested, base);
+        outcome = Outcome.ROUTED;
+      } else if (context.policy().rejectUnknownModel()) {
+        refuse(Outcome.UNKNOWN_MODEL, StatusCode.NotFound, "invalid_request_error",
+            "model_not_found", "model",
+            "The model '" + requested + "' does not exist or is not served by this gateway.");
+        return;
+      } else {
+        routing = Responses.route(requested, ""); // upstream's behaviour: an empty base model
+        outcome = Outcome.UNKNOWN_PASSTHROUGH;
+      }
+    }
+
+    if (mode != BodyMode.FULL_DUPLEX_STREAMED) {
+      send(routing == null ? Responses.REQUEST_BODY_STRIP_ONLY : Responses.requestBody(routing));
+      bodyDone(outcome);
+      return;
+    }
+    send(routing == null
+        ? Responses.REQUEST_HEADERS_STRIP_ONLY
+        : Responses.requestHeaders(routing));
+    replayHeld(endOfStream);
+    phase = Phase.STREAMING;
+    if (endOfStream) {
+      bodyDone(outcome);
+    }
+    // else: more chunks follow, or trailers ended the body and the caller finishes it.
+  }
+
+  private void replayHeld(boolean endOfStream) {
+    if (held.isEmpty() && endOfStream) {
+      send(Responses.streamedRequestBody(ByteString.EMPTY, true));
+    }
+    while (!held.isEmpty()) {
+      ByteString chunk = held.poll();
+      sendPieces(chunk, endOfStream && held.isEmpty());
+    }
+    releaseHeld();
+  }
+
+  /** FULL_DUPLEX_STREAMED after routing: check structure, then send the chunk straight on. */
+  private void passThrough(ByteString chunk, boolean endOfStream) {
+    try {
+      scanner.feed(chunk);
+      if (endOfStream) {
+        scanner.end();
+      }
+    } catch (BodyException e) {
+      refuse(e); // e.g. a second top-level "model": the upstream never gets a complete body
+      return;
+    }
+    if (!chunk.isEmpty() || endOfStream) {
+      sendPieces(chunk, endOfStream);
+    }
+    if (endOfStream) {
+      bodyDone(outcome);
+    }
+  }
+
+  /** Sends {@code chunk} in pieces of at most 62 KiB; substrings share the bytes, no copy. */
+  private void sendPieces(ByteString chunk, boolean endOfStream) {
+    int size = chunk.size();
+    if (size <= Responses.MAX_CHUNK_BYTES) {
+      send(Responses.streamedRequestBody(chunk, endOfStream));
+      return;
+    }
+    for (int from = 0; from < size; from += Responses.MAX_CHUNK_BYTES) {
+      int to = Math.min(size, from + Responses.MAX_CHUNK_BYTES);
+      send(Responses.streamedRequestBody(chunk.substring(from, to), endOfStream && to == size));
+    }
+  }
+
+  // ---- response phase (only if Envoy is configured to send it)
+
+  private void onResponseBody(HttpBody body) {
+    if (echoResponseBody) {
+      send(Responses.streamedResponseBody(body.getBody(), body.getEndOfStream()));
+    } else {
+      send(Responses.RESPONSE_BODY_CONTINUE);
+    }
+  }
+
+  // ---- endings
+
+  private void onDeadline() {
+    synchronized (lock) {
+      if (phase == Phase.SCANNING) {
+        refuse(Outcome.TIMEOUT, StatusCode.RequestTimeout, "invalid_request_error",
+            "request_timeout", null,
+            "The request body did not name a model within "
+                + context.policy().bodyTimeout().toSeconds() + " s.");
+      }
+    }
+  }
+
+  private void refuse(BodyException e) {
+    String param = switch (e.problem()) {
+      case MODEL_NOT_A_STRING, MODEL_EMPTY, INVALID_MODEL_NAME, DUPLICATE_MODEL -> "model";
+      default -> null;
+    };
+    if (e.problem() == BodyException.Problem.MODEL_EMPTY) {
+      model = "";
+    }
+    refuse(Outcome.INVALID, StatusCode.BadRequest, "invalid_request_error", e.problem().code(),
+        param, e.getMessage());
+  }
+
+  /** Answers with a local reply (OpenAI error shape) and ends the stream. */
+  private void refuse(
+      Outcome refused, StatusCode status, String type, String code, String param, String message) {
+    errorCode = code;
+    send(Responses.error(status, type, code, param, message, "bbr_" + code));
+    end(refused, status.getNumber());
+    out.onCompleted();
+  }
+
+  /** The request body is fully handled; response-phase messages may still come. */
+  private void bodyDone(Outcome done) {
+    phase = Phase.BODY_DONE;
+    outcome = done;
+    cancelDeadline();
+    releaseHeld();
+    if (scanner != null) {
+      scanner.close();
+    }
+    finish(done, 0);
+  }
+
+  private void protocolError(String what) {
+    logger.warn("[{}] ext_proc protocol error: {}", id, what);
+    fail(Status.FAILED_PRECONDITION.withDescription(what));
+  }
+
+  private void fail(Status status) {
+    end(Outcome.PROTOCOL_ERROR, 0);
+    out.onError(status.asRuntimeException());
+  }
+
+  /** Releases everything and reports the outcome; the caller closes the reply stream. */
+  private void end(Outcome last, int status) {
+    phase = Phase.DONE;
+    cancelDeadline();
+    releaseHeld();
+    if (scanner != null) {
+      scanner.close();
+    }
+    finish(last, status);
+    context.events().streamClosed();
+  }
+
+  private void finish(Outcome last, int status) {
+    if (finished || last == null) {
+      return;
+    }
+    finished = true;
+    outcome = last;
+    context.events().requestFinished(new RequestSummary(
+        last, mode == null ? BodyMode.NONE : mode, status, baseModel, decisionNanos, bufferedBytes,
+        errorCode));
+    if (last.failed() && last != Outcome.CANCELLED) {
+      // One line per refused request. The model is logged only once validated; never body bytes.
+      logger.info("[{}] request refused: outcome={} status={} model={} requestId={} mode={} "
+              + "bytesSeen={} decisionMicros={}",
+          id, last.label(), status, model == null ? "-" : model, requestId,
+          mode == null ? "-" : mode.label(), bufferedBytes,
+          decisionNanos < 0 ? -1 : decisionNanos / 1000);
+    } else if (logger.isDebugEnabled()) {
+      logger.debug("[{}] request {}: model={} baseModel={} requestId={} mode={} bytesBuffered={}",
+          id, last.label(), model, baseModel, requestId, mode, bufferedBytes);
+    }
+  }
+
+  private void cancelDeadline() {
+    if (deadline != null) {
+      deadline.cancel(false);
+      deadline = null;
+    }
+  }
+
+  private void releaseHeld() {
+    held.clear();
+    if (budgetBytes > 0) {
+      context.budget().release(budgetBytes);
+      budgetBytes = 0;
+    }
+  }
+
+  private void send(ProcessingResponse response) {
+    out.onNext(response);
+  }
+}

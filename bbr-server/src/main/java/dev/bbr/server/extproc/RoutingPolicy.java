@@ -1,0 +1,30 @@
+package dev.bbr.server.extproc;
+
+import java.time.Duration;
+import java.util.Objects;
+
+/**
+ * What the router does with each kind of request, from the command line.
+ *
+ * @param streamingByDefault the body mode assumed when Envoy sends no {@code protocol_config}: true
+ *     for FULL_DUPLEX_STREAMED, false for BUFFERED (upstream's {@code --streaming})
+ * @param rejectUnknownModel true: 404 for a model not in the allowlist; false: upstream behaviour
+ *     (routing headers set, base model empty)
+ * @param rejectMissingModel true: 400 for a body without a model; false: pass it through
+ * @param maxBufferedBytes the most body bytes held for one request before its model is known (413)
+ * @param bodyTimeout how long after the request headers the model must be known (408); applies to
+ *     FULL_DUPLEX_STREAMED, where Envoy runs no timer of its own
+ */
+public record RoutingPolicy(
+    boolean streamingByDefault,
+    boolean rejectUnknownModel,
+    boolean rejectMissingModel,
+    long maxBufferedBytes,
+    Duration bodyTimeout) {
+  public RoutingPolicy {
+    Objects.requireNonNull(bodyTimeout, "bodyTimeout");
+    if (maxBufferedBytes < 1) {
+      throw new IllegalArgumentException("maxBufferedBytes: " + maxBufferedBytes + " (expected: > 0)");
+    }
+  }
+}

@@ -1,0 +1,73 @@
+package dev.bbr.server.metrics;
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/** Serves {@code GET /metrics} (Prometheus text format) over plain HTTP with the JDK's server. */
+public final class MetricsServer implements AutoCloseable {
+  private static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+  private final HttpServer server;
+  private final ExecutorService executor;
+
+  private MetricsServer(HttpServer server, ExecutorService executor) {
+    this.server = server;
+    this.executor = executor;
+  }
+
+  /** Binds {@code port} on all interfaces and starts serving. */
+  public static MetricsServer start(int port, PrometheusMeterRegistry registry) throws IOException {
+    HttpServer server = HttpServer.create(new InetSocketAddress(port), 16);
+    server.createContext("/metrics", exchange -> scrape(exchange, registry));
+    server.createContext("/", MetricsServer::notFound);
+    // One thread: scrapes are rare and must never compete with the request path.
+    ExecutorService executor = Executors.newSingleThreadExecutor(r -> {
+      Thread t = new Thread(r, "bbr-metrics-http");
+      t.setDaemon(true);
+      return t;
+    });
+    server.setExecutor(executor);
+    server.start();
+    return new MetricsServer(server, executor);
+  }
+
+  /** Returns the bound port. */
+  public int port() {
+    return server.getAddress().getPort();
+  }
+
+  private static void scrape(HttpExchange exchange, PrometheusMeterRegistry registry)
+      throws IOException {
+    try (exchange) {
+      if (!"GET".equals(exchange.getRequestMethod()) && !"HEAD".equals(exchange.getRequestMethod())) {
+        exchange.sendResponseHeaders(405, -1);
+        return;
+      }
+      byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);
+      exchange.getResponseHeaders().set("Content-Type", CONTENT_TYPE);
+      exchange.sendResponseHeaders(200, body.length);
+      try (OutputStream out = exchange.getResponseBody()) {
+        out.write(body);
+      }
+    }
+  }
+
+  private static void notFound(HttpExchange exchange) throws IOException {
+    try (exchange) {
+      exchange.sendResponseHeaders(404, -1);
+    }
+  }
+
+  @Override
+  public void close() {
+    server.stop(0);
+    executor.shutdownNow();
+  }
+}
