@@ -1,0 +1,556 @@
+package dev.bbr.server.extproc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.google.protobuf.ByteString;
+import dev.bbr.allowlist.AllowlistBuilder;
+import dev.bbr.allowlist.AllowlistHolder;
+import dev.bbr.allowlist.ModelMapping;
+import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
+import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
+import io.envoyproxy.envoy.service.ext_proc.v3.ImmediateResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse.ResponseCase;
+import io.envoyproxy.envoy.service.ext_proc.v3.StreamedBodyResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import java.io.IOException;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+
+/** The ext_proc protocol, driven through a real gRPC stub over an in-process transport. */
+class RouterStreamTest {
+  private static final String QWEN = "Qwen/Qwen2.5-3B-Instruct";
+  private static final String PHI = "microsoft/Phi-3-mini-4k-instruct";
+
+  private final AllowlistHolder allowlist = new AllowlistHolder();
+  private final ScheduledThreadPoolExecutor timer = new ScheduledThreadPoolExecutor(1);
+  private final List<RequestSummary> finished = new CopyOnWriteArrayList<>();
+  private final List<String> streamEvents = new CopyOnWriteArrayList<>();
+  private BodyBudget budget;
+  private Server server;
+  private ManagedChannel channel;
+
+  RouterStreamTest() {
+    allowlist.publish(AllowlistBuilder.build(List.of(
+        new ModelMapping("default/qwen", Instant.EPOCH, QWEN, List.of("qwen-food-review")),
+        new ModelMapping("default/phi", Instant.EPOCH, PHI, List.of()))));
+  }
+
+  private void start(RoutingPolicy policy, long budgetBytes) throws IOException {
+    budget = new BodyBudget(budgetBytes);
+    RouterEvents events = new RouterEvents() {
+      @Override
+      public void streamOpened() {
+        streamEvents.add("open");
+      }
+
+      @Override
+      public void streamClosed() {
+        streamEvents.add("close");
+      }
+
+      @Override
+      public void requestFinished(RequestSummary summary) {
+        finished.add(summary);
+      }
+    };
+    String name = InProcessServerBuilder.generateName();
+    server = InProcessServerBuilder.forName(name).directExecutor()
+        .addService(new ExtProcService(allowlist, policy, budget, timer, events))
+        .build().start();
+    channel = InProcessChannelBuilder.forName(name).directExecutor().build();
+  }
+
+  private void start() throws IOException {
+    start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 64 << 20);
+  }
+
+  private static RoutingPolicy policy(
+      boolean streaming, boolean rejectUnknown, boolean rejectMissing, long cap, Duration timeout) {
+    return new RoutingPolicy(streaming, rejectUnknown, rejectMissing, cap, timeout);
+  }
+
+  @AfterEach
+  void stop() {
+    if (channel != null) {
+      channel.shutdownNow();
+    }
+    if (server != null) {
+      server.shutdownNow();
+    }
+    timer.shutdownNow();
+  }
+
+  private ExtProcCall fullDuplex() {
+    return new ExtProcCall(channel, BodySendMode.FULL_DUPLEX_STREAMED);
+  }
+
+  private ExtProcCall buffered() {
+    return new ExtProcCall(channel, BodySendMode.BUFFERED);
+  }
+
+  // ---- assertion helpers
+
+  private static Map<String, String> setHeaders(CommonResponse response) {
+    return response.getHeaderMutation().getSetHeadersList().stream().collect(Collectors.toMap(
+        h -> h.getHeader().getKey(), h -> h.getHeader().getRawValue().toStringUtf8()));
+  }
+
+  private static void assertRoutes(CommonResponse response, String model, String base) {
+    assertThat(response.getClearRouteCache()).isTrue();
+    assertThat(response.getHeaderMutation().getRemoveHeadersList())
+        .containsExactlyInAnyOrder("x-gateway-model-name", "x-gateway-base-model-name");
+    assertThat(setHeaders(response)).containsExactlyInAnyOrderEntriesOf(Map.of(
+        "x-gateway-model-name", model, "x-gateway-base-model-name", base));
+    for (HeaderValueOption option : response.getHeaderMutation().getSetHeadersList()) {
+      assertThat(option.getAppend().getValue()).isFalse();
+      assertThat(option.getHeader().getValue()).as("value unset, raw_value only").isEmpty();
+    }
+    assertThat(response.hasBodyMutation()).isFalse();
+  }
+
+  private static void assertStripsOnly(CommonResponse response) {
+    assertThat(response.getHeaderMutation().getRemoveHeadersList())
+        .containsExactlyInAnyOrder("x-gateway-model-name", "x-gateway-base-model-name");
+    assertThat(response.getHeaderMutation().getSetHeadersCount()).isZero();
+    assertThat(response.hasBodyMutation()).isFalse();
+  }
+
+  private static StreamedBodyResponse streamed(ProcessingResponse reply) {
+    assertThat(reply.getResponseCase()).isEqualTo(ResponseCase.REQUEST_BODY);
+    CommonResponse common = reply.getRequestBody().getResponse();
+    assertThat(common.getBodyMutation().hasStreamedResponse()).isTrue();
+    return common.getBodyMutation().getStreamedResponse();
+  }
+
+  private static ImmediateResponse immediate(ProcessingResponse reply, int status, String code) {
+    assertThat(reply.getResponseCase()).isEqualTo(ResponseCase.IMMEDIATE_RESPONSE);
+    ImmediateResponse response = reply.getImmediateResponse();
+    assertThat(response.getStatus().getCodeValue()).isEqualTo(status);
+    assertThat(response.getHeaders().getSetHeadersList())
+        .anySatisfy(h -> {
+          assertThat(h.getHeader().getKey()).isEqualTo("content-type");
+          assertThat(h.getHeader().getRawValue().toStringUtf8()).isEqualTo("application/json");
+        });
+    String body = response.getBody().toStringUtf8();
+    assertThat(body).startsWith("{\"error\":{\"message\":")
+        .contains("\"code\":\"" + code + "\"")
+        .contains("\"type\":");
+    return response;
+  }
+
+  private Outcome onlyOutcome() {
+    assertThat(finished).hasSize(1);
+    return finished.get(0).outcome();
+  }
+
+  private void assertBudgetReturned() {
+    assertThat(budget.inUse()).isZero();
+  }
+
+  @Nested
+  class FullDuplexStreamed {
+    @Test
+    void headersAnswer_waitsForTheModel_thenCarriesTheRoute() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],", false);
+      call.assertNoReply();
+
+      call.body("\"model\":\"" + QWEN + "\"", false);
+      ProcessingResponse headers = call.reply();
+      assertThat(headers.getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      assertRoutes(headers.getRequestHeaders().getResponse(), QWEN, QWEN);
+      assertThat(streamed(call.reply()).getBody().toStringUtf8())
+          .isEqualTo("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],");
+      StreamedBodyResponse second = streamed(call.reply());
+      assertThat(second.getBody().toStringUtf8()).isEqualTo("\"model\":\"" + QWEN + "\"");
+      assertThat(second.getEndOfStream()).isFalse();
+
+      call.body("}", true);
+      StreamedBodyResponse last = streamed(call.reply());
+      assertThat(last.getBody().toStringUtf8()).isEqualTo("}");
+      assertThat(last.getEndOfStream()).isTrue();
+      call.halfClose();
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.ROUTED);
+      assertThat(finished.get(0).baseModel()).isEqualTo(QWEN);
+      assertThat(streamEvents).containsExactly("open", "close");
+      assertBudgetReturned();
+    }
+
+    @Test
+    void adapter_routesToItsBaseModel() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"qwen-food-review\",\"prompt\":\"x\"}", true);
+      assertRoutes(call.reply().getRequestHeaders().getResponse(), "qwen-food-review", QWEN);
+      StreamedBodyResponse body = streamed(call.reply());
+      assertThat(body.getEndOfStream()).isTrue();
+      assertThat(body.getBody().toStringUtf8()).isEqualTo("{\"model\":\"qwen-food-review\",\"prompt\":\"x\"}");
+    }
+
+    @Test
+    void unknownModel_gets404InOpenAiShape_beforeAnyHeaderIsReleased() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"gpt-4o\",\"prompt\":\"x\"}", true);
+      ImmediateResponse reply = immediate(call.reply(), 404, "model_not_found");
+      assertThat(reply.getBody().toStringUtf8())
+          .contains("\"param\":\"model\"", "gpt-4o", "\"type\":\"invalid_request_error\"");
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.UNKNOWN_MODEL);
+      assertThat(finished.get(0).status()).isEqualTo(404);
+      assertBudgetReturned();
+    }
+
+    @Test
+    void unknownModel_passesThroughWithEmptyBaseModel_whenPolicyIsPassthrough() throws Exception {
+      start(policy(false, false, false, 1 << 20, Duration.ofSeconds(60)), 1 << 20);
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"gpt-4o\"}", true);
+      assertRoutes(call.reply().getRequestHeaders().getResponse(), "gpt-4o", "");
+      assertThat(streamed(call.reply()).getEndOfStream()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.UNKNOWN_PASSTHROUGH);
+    }
+
+    @Test
+    void malformedJson_gets400() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\": SECRET, \"model\":\"" + QWEN + "\"}", true);
+      ImmediateResponse reply = immediate(call.reply(), 400, "invalid_json");
+      assertThat(reply.getBody().toStringUtf8()).doesNotContain("SECRET");
+      assertThat(onlyOutcome()).isEqualTo(Outcome.INVALID);
+    }
+
+    @Test
+    void emptyBody_gets400() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("", true);
+      immediate(call.reply(), 400, "empty_body");
+    }
+
+    @Test
+    void nonStringModel_gets400() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":null}", true);
+      immediate(call.reply(), 400, "model_not_a_string");
+    }
+
+    @Test
+    void duplicateModel_gets400_evenAfterTheRouteWasReleased() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"" + QWEN + "\",", false);
+      assertRoutes(call.reply().getRequestHeaders().getResponse(), QWEN, QWEN);
+      assertThat(streamed(call.reply()).getEndOfStream()).isFalse();
+      call.body("\"model\":\"" + PHI + "\"}", true);
+      immediate(call.reply(), 400, "duplicate_model");
+      assertThat(onlyOutcome()).isEqualTo(Outcome.INVALID);
+    }
+
+    @Test
+    void missingModel_passesThroughWithoutRoutingHeaders() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"input\":\"embed me\"}", true);
+      ProcessingResponse headers = call.reply();
+      assertStripsOnly(headers.getRequestHeaders().getResponse());
+      assertThat(headers.getRequestHeaders().getResponse().getClearRouteCache()).isTrue();
+      assertThat(streamed(call.reply()).getBody().toStringUtf8()).isEqualTo("{\"input\":\"embed me\"}");
+      assertThat(onlyOutcome()).isEqualTo(Outcome.MODEL_MISSING);
+    }
+
+    @Test
+    void missingModel_gets400_whenPolicyRejects() throws Exception {
+      start(policy(false, true, true, 1 << 20, Duration.ofSeconds(60)), 1 << 20);
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"input\":\"x\"}", true);
+      immediate(call.reply(), 400, "missing_model");
+      assertThat(finished.get(0).errorCode()).isEqualTo("missing_model");
+    }
+
+    @Test
+    void bodyOverTheCap_gets413_andItsBytesAreReleased() throws Exception {
+      start(policy(false, true, false, 1024, Duration.ofSeconds(60)), 1 << 20);
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"messages\":\"" + "x".repeat(1000), false);
+      call.assertNoReply();
+      call.body("x".repeat(100) + "\",\"model\":\"" + QWEN + "\"}", true);
+      immediate(call.reply(), 413, "request_too_large");
+      assertThat(onlyOutcome()).isEqualTo(Outcome.TOO_LARGE);
+      assertBudgetReturned();
+    }
+
+    @Test
+    void exhaustedGlobalBudget_gets503WithRetryAfter() throws Exception {
+      start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 100);
+      ExtProcCall first = fullDuplex();
+      first.headers(false).body("{\"prompt\":\"" + "x".repeat(80), false);
+      first.assertNoReply();
+      ExtProcCall second = fullDuplex();
+      second.headers(false).body("{\"prompt\":\"" + "y".repeat(80), false);
+      ImmediateResponse reply = immediate(second.reply(), 503, "router_overloaded");
+      assertThat(reply.getHeaders().getSetHeadersList()).anySatisfy(h ->
+          assertThat(h.getHeader().getKey()).isEqualTo("retry-after"));
+      assertThat(budget.inUse()).isEqualTo(91);
+      first.cancel();
+      first.awaitClose();
+      assertBudgetReturned();
+      assertThat(finished).extracting(RequestSummary::outcome)
+          .containsExactlyInAnyOrder(Outcome.OVERLOADED, Outcome.CANCELLED);
+    }
+
+    @Test
+    void modelNotKnownWithinTheBodyTimeout_gets408() throws Exception {
+      start(policy(false, true, false, 1 << 20, Duration.ofMillis(100)), 1 << 20);
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"trickle", false);
+      immediate(call.reply(), 408, "request_timeout");
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.TIMEOUT);
+      assertBudgetReturned();
+    }
+
+    @Test
+    void requestWithoutBody_isAnsweredAtOnce() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(true, "x-gateway-base-model-name", PHI);
+      ProcessingResponse reply = call.reply();
+      assertThat(reply.getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      assertStripsOnly(reply.getRequestHeaders().getResponse());
+      assertThat(onlyOutcome()).isEqualTo(Outcome.NO_BODY);
+    }
+
+    @Test
+    void trailers_endTheBody_andAreAnsweredAfterIt() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"" + PHI + "\"}", false);
+      assertRoutes(call.reply().getRequestHeaders().getResponse(), PHI, PHI);
+      assertThat(streamed(call.reply()).getEndOfStream()).isFalse();
+      call.trailers();
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_TRAILERS);
+      assertThat(onlyOutcome()).isEqualTo(Outcome.ROUTED);
+    }
+
+    @Test
+    void trailers_decideTheRoute_whenTheModelWasNotYetKnown() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"x\"", false);
+      call.assertNoReply();
+      call.body(",\"model\":\"" + PHI + "\"}", false); // the model and the end, without end_of_stream
+      assertRoutes(call.reply().getRequestHeaders().getResponse(), PHI, PHI);
+      assertThat(streamed(call.reply()).getEndOfStream()).isFalse();
+      assertThat(streamed(call.reply()).getEndOfStream()).isFalse();
+      call.trailers();
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_TRAILERS);
+    }
+
+    @Test
+    void truncatedBodyEndedByTrailers_gets400() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"x\"", false);
+      call.trailers();
+      immediate(call.reply(), 400, "invalid_json");
+    }
+
+    @Test
+    void duplicateFinalChunk_isIgnored() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"" + QWEN + "\"}", true);
+      call.reply();
+      call.reply();
+      call.body("{\"model\":\"" + QWEN + "\"}", true); // envoy#46237
+      call.assertNoReply();
+      call.halfClose();
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.ROUTED);
+    }
+
+    @Test
+    void largeChunks_areSentBackInPiecesOfAtMost62KiB_byteForByte() throws Exception {
+      start(policy(false, true, false, 4 << 20, Duration.ofSeconds(60)), 8 << 20);
+      StringBuilder json = new StringBuilder("{\"messages\":[");
+      for (int i = 0; json.length() < 300_000; i++) {
+        json.append("{\"role\":\"user\",\"content\":\"message ").append(i).append(" é\"},");
+      }
+      json.append("{}],\"model\":\"").append(QWEN).append("\"}");
+      ByteString body = ByteString.copyFromUtf8(json.toString());
+      ExtProcCall call = fullDuplex();
+      call.headers(false)
+          .body(body.substring(0, 200_000), false)
+          .body(body.substring(200_000), true);
+      assertRoutes(call.reply().getRequestHeaders().getResponse(), QWEN, QWEN);
+      List<ByteString> pieces = new ArrayList<>();
+      StreamedBodyResponse piece;
+      do {
+        piece = streamed(call.reply());
+        assertThat(piece.getBody().size()).isLessThanOrEqualTo(62 * 1024);
+        pieces.add(piece.getBody());
+      } while (!piece.getEndOfStream());
+      assertThat(ByteString.copyFrom(pieces)).isEqualTo(body);
+      assertThat(finished.get(0).bytesBuffered()).isEqualTo(body.size());
+      assertBudgetReturned();
+    }
+
+    @Test
+    void bodyBeforeHeaders_failsTheStream() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.body("{\"model\":\"" + QWEN + "\"}", true);
+      Status status = call.awaitClose();
+      assertThat(status.getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+      assertThat(onlyOutcome()).isEqualTo(Outcome.PROTOCOL_ERROR);
+    }
+
+    @Test
+    void cancellationMidBody_releasesHeldBytes() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"" + "x".repeat(5000), false);
+      call.assertNoReply();
+      assertThat(budget.inUse()).isEqualTo(5011);
+      call.cancel();
+      assertThat(call.awaitClose().getCode()).isEqualTo(Status.Code.CANCELLED);
+      assertBudgetReturned();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.CANCELLED);
+      assertThat(streamEvents).containsExactly("open", "close");
+    }
+
+    @Test
+    void responsePhase_passesThroughUntouched() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"" + QWEN + "\"}", true);
+      call.reply();
+      call.reply();
+      call.send(ProcessingRequest.newBuilder().setResponseHeaders(
+          io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders.getDefaultInstance()));
+      ProcessingResponse headers = call.reply();
+      assertThat(headers.getResponseCase()).isEqualTo(ResponseCase.RESPONSE_HEADERS);
+      assertThat(headers.getResponseHeaders().hasResponse()).isFalse();
+      call.send(ProcessingRequest.newBuilder().setResponseBody(
+          HttpBody.newBuilder().setBody(ByteString.copyFromUtf8("data: token\n\n")).setEndOfStream(true)));
+      ProcessingResponse body = call.reply();
+      assertThat(body.getResponseCase()).isEqualTo(ResponseCase.RESPONSE_BODY);
+      assertThat(body.getResponseBody().getResponse().getBodyMutation().getStreamedResponse().getBody()
+          .toStringUtf8()).isEqualTo("data: token\n\n");
+    }
+  }
+
+  @Nested
+  class Buffered {
+    @Test
+    void headersAreAnsweredAtOnce_andTheRouteRidesOnTheBodyAnswer() throws Exception {
+      start();
+      ExtProcCall call = buffered();
+      call.headers(false, "x-gateway-base-model-name", PHI);
+      ProcessingResponse headers = call.reply();
+      assertThat(headers.getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      assertStripsOnly(headers.getRequestHeaders().getResponse());
+
+      call.body("{\"messages\":[],\"model\":\"" + QWEN + "\"}", true);
+      ProcessingResponse body = call.reply();
+      assertThat(body.getResponseCase()).isEqualTo(ResponseCase.REQUEST_BODY);
+      assertRoutes(body.getRequestBody().getResponse(), QWEN, QWEN);
+      call.halfClose();
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.ROUTED);
+      assertThat(finished.get(0).mode()).isEqualTo(BodyMode.BUFFERED);
+    }
+
+    @Test
+    void unknownModel_gets404() throws Exception {
+      start();
+      ExtProcCall call = buffered();
+      call.headers(false).reply();
+      call.body("{\"model\":\"nope\"}", true);
+      immediate(call.reply(), 404, "model_not_found");
+    }
+
+    @Test
+    void malformedJson_gets400() throws Exception {
+      start();
+      ExtProcCall call = buffered();
+      call.headers(false).reply();
+      call.body("{\"model\":", true);
+      immediate(call.reply(), 400, "invalid_json");
+    }
+
+    @Test
+    void bodyOverTheCap_gets413() throws Exception {
+      start(policy(false, true, false, 100, Duration.ofSeconds(60)), 1 << 20);
+      ExtProcCall call = buffered();
+      call.headers(false).reply();
+      call.body("{\"model\":\"" + QWEN + "\",\"prompt\":\"" + "x".repeat(200) + "\"}", true);
+      immediate(call.reply(), 413, "request_too_large");
+    }
+
+    @Test
+    void missingModel_continuesWithSpoofedHeadersRemoved() throws Exception {
+      start();
+      ExtProcCall call = buffered();
+      call.headers(false).reply();
+      call.body("{\"input\":\"x\"}", true);
+      ProcessingResponse body = call.reply();
+      assertStripsOnly(body.getRequestBody().getResponse());
+      assertThat(onlyOutcome()).isEqualTo(Outcome.MODEL_MISSING);
+    }
+  }
+
+  @Nested
+  class ModeDetection {
+    @Test
+    void withoutProtocolConfig_streamingFlagChoosesFullDuplex() throws Exception {
+      start(policy(true, true, false, 1 << 20, Duration.ofSeconds(60)), 1 << 20);
+      ExtProcCall call = new ExtProcCall(channel, null);
+      call.headers(false).body("{\"model\":\"" + QWEN + "\"}", true);
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      assertThat(streamed(call.reply()).getEndOfStream()).isTrue();
+      assertThat(finished.get(0).mode()).isEqualTo(BodyMode.FULL_DUPLEX_STREAMED);
+    }
+
+    @Test
+    void withoutProtocolConfig_defaultIsBuffered() throws Exception {
+      start();
+      ExtProcCall call = new ExtProcCall(channel, null);
+      assertThat(call.headers(false).reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      call.body("{\"model\":\"" + QWEN + "\"}", true);
+      assertRoutes(call.reply().getRequestBody().getResponse(), QWEN, QWEN);
+      assertThat(finished.get(0).mode()).isEqualTo(BodyMode.BUFFERED);
+    }
+
+    @Test
+    void protocolConfig_winsOverTheFlag() throws Exception {
+      start(policy(true, true, false, 1 << 20, Duration.ofSeconds(60)), 1 << 20);
+      ExtProcCall call = buffered();
+      assertThat(call.headers(false).reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      call.body("{\"model\":\"" + PHI + "\"}", true);
+      assertRoutes(call.reply().getRequestBody().getResponse(), PHI, PHI);
+    }
+  }
+}
