@@ -33,9 +33,11 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -53,6 +55,7 @@ public final class BbrApp implements AutoCloseable {
 
   private final BbrOptions options;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final CompletableFuture<Void> loaded = new CompletableFuture<>();
   private final ScheduledThreadPoolExecutor timer;
   private final PrometheusMeterRegistry registry;
   private final JvmGcMetrics gcMetrics;
@@ -63,7 +66,8 @@ public final class BbrApp implements AutoCloseable {
   private final ReloadingKeyManager keyManager;
   private final Server extProcServer;
 
-  private BbrApp(BbrOptions options) throws IOException {
+  private BbrApp(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources)
+      throws IOException {
     this.options = options;
     timer = new ScheduledThreadPoolExecutor(1, r -> {
       Thread t = new Thread(r, "bbr-timer");
@@ -125,24 +129,43 @@ public final class BbrApp implements AutoCloseable {
     }
     extProcServer = extProc.build().start();
 
-    allowlistSource = new DirectoryAllowlistSource(options.allowlistDir(), allowlist);
+    allowlistSource = sources.apply(allowlist);
   }
 
-  /** Starts the router; returns once every port is bound and the allowlist has been loaded. */
+  /** Starts the router with the allowlist source the options name. */
   public static BbrApp start(BbrOptions options) throws IOException {
-    BbrApp app = new BbrApp(options);
-    try {
-      app.allowlistSource.start().toCompletableFuture().join();
-    } catch (RuntimeException e) {
-      app.close();
-      throw new IOException("cannot load the allowlist: " + e.getCause(), e);
-    }
-    app.health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
-    app.health.setStatus(EXT_PROC_SERVICE, ServingStatus.SERVING);
-    logger.info("serving ext_proc on :{} ({}), health on :{}, metrics on :{}",
+    return start(options, holder -> new DirectoryAllowlistSource(options.allowlistDir(), holder));
+  }
+
+  /**
+   * Starts the router: binds every port with health NOT_SERVING, then starts the allowlist source;
+   * health turns SERVING once it has published its first full allowlist. {@link #allowlistLoaded()}
+   * completes then, or fails if the source cannot start.
+   *
+   * @param sources makes the allowlist source that publishes to the given holder
+   */
+  public static BbrApp start(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources)
+      throws IOException {
+    BbrApp app = new BbrApp(options, sources);
+    logger.info("ext_proc on :{} ({}), health on :{}, metrics on :{}; loading the allowlist",
         app.extProcServer.getPort(), options.secureServing() ? "TLS, ALPN h2" : "plaintext h2c",
         app.healthServer.getPort(), app.metricsServer.port());
+    app.allowlistSource.start().whenComplete((ignored, error) -> {
+      if (error != null) {
+        app.loaded.completeExceptionally(error);
+        return;
+      }
+      app.health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
+      app.health.setStatus(EXT_PROC_SERVICE, ServingStatus.SERVING);
+      logger.info("allowlist loaded: serving");
+      app.loaded.complete(null);
+    });
     return app;
+  }
+
+  /** Completes once the first allowlist is loaded and health says SERVING. */
+  public CompletableFuture<Void> allowlistLoaded() {
+    return loaded;
   }
 
   private static SslContext sslContext(ReloadingKeyManager keyManager) throws IOException {

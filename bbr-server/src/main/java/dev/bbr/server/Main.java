@@ -41,6 +41,12 @@ public final class Main {
       System.exit(1);
       return;
     }
+    app.allowlistLoaded().exceptionally(error -> {
+      logger.error("cannot load the allowlist: {}", String.valueOf(error.getCause() == null ? error : error.getCause()));
+      app.close();
+      System.exit(1);
+      return null;
+    });
     // SIGTERM (Kubernetes) and SIGINT (a terminal): drain, then exit 0 rather than the JVM's 143.
     for (String name : List.of("TERM", "INT")) {
       Signal.handle(new Signal(name), signal -> {

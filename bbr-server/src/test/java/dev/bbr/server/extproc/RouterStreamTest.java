@@ -6,6 +6,7 @@ import com.google.protobuf.ByteString;
 import dev.bbr.allowlist.AllowlistBuilder;
 import dev.bbr.allowlist.AllowlistHolder;
 import dev.bbr.allowlist.ModelMapping;
+import dev.bbr.server.testing.ExtProcCall;
 import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;

@@ -1,4 +1,4 @@
-package dev.bbr.server.extproc;
+package dev.bbr.server.testing;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -13,7 +13,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.HttpTrailers;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProtocolConfiguration;
-import io.grpc.ManagedChannel;
+import io.grpc.Channel;
 import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
@@ -24,7 +24,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /** One ext_proc stream driven the way Envoy drives it, with the replies collected for assertions. */
-final class ExtProcCall {
+public final class ExtProcCall {
   private final BlockingQueue<ProcessingResponse> replies = new LinkedBlockingQueue<>();
   private final CompletableFuture<Status> closed = new CompletableFuture<>();
   private final StreamObserver<ProcessingRequest> requests;
@@ -33,7 +33,7 @@ final class ExtProcCall {
   private boolean first = true;
 
   /** @param mode the request body mode announced in protocol_config, or null to send none */
-  ExtProcCall(ManagedChannel channel, BodySendMode mode) {
+  public ExtProcCall(Channel channel, BodySendMode mode) {
     this.mode = mode;
     requests = ExternalProcessorGrpc.newStub(channel).process(
         new ClientResponseObserver<ProcessingRequest, ProcessingResponse>() {
@@ -59,7 +59,7 @@ final class ExtProcCall {
         });
   }
 
-  ExtProcCall headers(boolean endOfStream, String... keyValues) {
+  public ExtProcCall headers(boolean endOfStream, String... keyValues) {
     HeaderMap.Builder map = HeaderMap.newBuilder()
         .addHeaders(raw(":method", endOfStream ? "GET" : "POST"))
         .addHeaders(raw(":path", "/v1/chat/completions"))
@@ -71,20 +71,20 @@ final class ExtProcCall {
         HttpHeaders.newBuilder().setHeaders(map).setEndOfStream(endOfStream)));
   }
 
-  ExtProcCall body(String text, boolean endOfStream) {
+  public ExtProcCall body(String text, boolean endOfStream) {
     return body(ByteString.copyFromUtf8(text), endOfStream);
   }
 
-  ExtProcCall body(ByteString bytes, boolean endOfStream) {
+  public ExtProcCall body(ByteString bytes, boolean endOfStream) {
     return send(ProcessingRequest.newBuilder().setRequestBody(
         HttpBody.newBuilder().setBody(bytes).setEndOfStream(endOfStream)));
   }
 
-  ExtProcCall trailers() {
+  public ExtProcCall trailers() {
     return send(ProcessingRequest.newBuilder().setRequestTrailers(HttpTrailers.getDefaultInstance()));
   }
 
-  ExtProcCall send(ProcessingRequest.Builder request) {
+  public ExtProcCall send(ProcessingRequest.Builder request) {
     if (first && mode != null) {
       request.setProtocolConfig(ProtocolConfiguration.newBuilder()
           .setRequestBodyMode(mode)
@@ -97,35 +97,35 @@ final class ExtProcCall {
   }
 
   /** Envoy's half-close. */
-  void halfClose() {
+  public void halfClose() {
     requests.onCompleted();
   }
 
   /** Envoy giving up on the stream. */
-  void cancel() {
+  public void cancel() {
     call.cancel("client went away", null);
   }
 
-  ProcessingResponse reply() throws InterruptedException {
+  public ProcessingResponse reply() throws InterruptedException {
     ProcessingResponse reply = replies.poll(5, TimeUnit.SECONDS);
     assertThat(reply).as("a reply within 5 s").isNotNull();
     return reply;
   }
 
   /** Asserts nothing more was sent within a short while. */
-  void assertNoReply() throws InterruptedException {
+  public void assertNoReply() throws InterruptedException {
     assertThat(replies.poll(150, TimeUnit.MILLISECONDS)).as("no reply").isNull();
   }
 
-  Status awaitClose() throws Exception {
+  public Status awaitClose() throws Exception {
     return closed.get(5, TimeUnit.SECONDS);
   }
 
-  boolean isClosed() {
+  public boolean isClosed() {
     return closed.isDone();
   }
 
-  static HeaderValue raw(String key, String value) {
+  public static HeaderValue raw(String key, String value) {
     return HeaderValue.newBuilder().setKey(key).setRawValue(ByteString.copyFromUtf8(value)).build();
   }
 }

@@ -1,0 +1,293 @@
+package dev.bbr.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.bbr.allowlist.AllowlistHolder;
+import dev.bbr.allowlist.AllowlistSource;
+import dev.bbr.allowlist.DirectoryAllowlistSource;
+import dev.bbr.server.config.BbrOptions;
+import dev.bbr.server.testing.ExtProcCall;
+import dev.bbr.server.tls.SelfSignedCertificates;
+import dev.bbr.server.tls.ServerIdentity;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
+import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse.ResponseCase;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
+import io.grpc.netty.shaded.io.grpc.netty.NegotiationType;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import java.io.IOException;
+import java.io.StringWriter;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.cert.CertificateException;
+import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import javax.net.ssl.X509TrustManager;
+import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
+import org.bouncycastle.openssl.jcajce.JcaPKCS8Generator;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The wired application: ports, health gating, TLS with ALPN h2, certificate reload, drain. */
+class BbrAppTest {
+  private static final String QWEN = "Qwen/Qwen2.5-3B-Instruct";
+  private static final Path EXAMPLES = Path.of("../deploy/examples/allowlist");
+
+  @TempDir Path tmp;
+  private final List<AutoCloseable> toClose = new ArrayList<>();
+
+  @AfterEach
+  void closeAll() throws Exception {
+    for (int i = toClose.size() - 1; i >= 0; i--) {
+      toClose.get(i).close();
+    }
+  }
+
+  private BbrApp start(AllowlistSourceFactory sources, String... extraArgs) throws IOException {
+    List<String> args = new ArrayList<>(List.of(
+        "--grpc-port", String.valueOf(freePort()),
+        "--grpc-health-port", String.valueOf(freePort()),
+        "--metrics-port", String.valueOf(freePort()),
+        "--allowlist-dir", EXAMPLES.toString(),
+        "--drain-timeout", "5s"));
+    args.addAll(List.of(extraArgs));
+    BbrApp app = BbrApp.start(BbrOptions.parse(args.toArray(String[]::new)), sources::create);
+    toClose.add(app);
+    return app;
+  }
+
+  private BbrApp startFromExamples(String... extraArgs) throws Exception {
+    BbrApp app = start(holder -> new DirectoryAllowlistSource(EXAMPLES, holder), extraArgs);
+    app.allowlistLoaded().get(10, TimeUnit.SECONDS);
+    return app;
+  }
+
+  private ManagedChannel plaintext(int port) {
+    ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
+    toClose.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
+    return channel;
+  }
+
+  private ManagedChannel tls(int port, AtomicReference<X509Certificate> served) throws IOException {
+    X509TrustManager recordingTrust = new X509TrustManager() {
+      @Override
+      public void checkClientTrusted(X509Certificate[] chain, String authType) {}
+
+      @Override
+      public void checkServerTrusted(X509Certificate[] chain, String authType)
+          throws CertificateException {
+        served.set(chain[0]);
+      }
+
+      @Override
+      public X509Certificate[] getAcceptedIssuers() {
+        return new X509Certificate[0];
+      }
+    };
+    ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", port)
+        .negotiationType(NegotiationType.TLS)
+        .sslContext(GrpcSslContexts.forClient().trustManager(recordingTrust).build())
+        .build();
+    toClose.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
+    return channel;
+  }
+
+  private static ServingStatus health(ManagedChannel channel, String service) {
+    return HealthGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS)
+        .check(HealthCheckRequest.newBuilder().setService(service).build()).getStatus();
+  }
+
+  private static void assertRoutes(ManagedChannel channel) throws Exception {
+    ExtProcCall call = new ExtProcCall(channel, BodySendMode.FULL_DUPLEX_STREAMED);
+    call.headers(false).body("{\"model\":\"qwen-sql-lora\"}", true);
+    var headers = call.reply();
+    assertThat(headers.getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+    assertThat(headers.getRequestHeaders().getResponse().getHeaderMutation().getSetHeadersList())
+        .anySatisfy(h -> assertThat(h.getHeader().getRawValue().toStringUtf8()).isEqualTo(QWEN));
+    assertThat(call.reply().getRequestBody().getResponse().getBodyMutation()
+        .getStreamedResponse().getEndOfStream()).isTrue();
+    call.halfClose();
+    assertThat(call.awaitClose().isOk()).isTrue();
+  }
+
+  @Test
+  void health_isNotServing_untilTheAllowlistIsLoaded() throws Exception {
+    CompletableFuture<Void> firstSync = new CompletableFuture<>();
+    BbrApp app = start(holder -> new ManualSource(firstSync), "--secure-serving=false");
+    ManagedChannel health = plaintext(app.healthPort());
+    assertThat(health(health, "")).isEqualTo(ServingStatus.NOT_SERVING);
+    assertThat(health(health, ExternalProcessorGrpc.SERVICE_NAME)).isEqualTo(ServingStatus.NOT_SERVING);
+
+    firstSync.complete(null);
+    app.allowlistLoaded().get(5, TimeUnit.SECONDS);
+    assertThat(health(health, "")).isEqualTo(ServingStatus.SERVING);
+    assertThat(health(health, ExternalProcessorGrpc.SERVICE_NAME)).isEqualTo(ServingStatus.SERVING);
+  }
+
+  @Test
+  void allowlistLoaded_fails_whenTheSourceCannotStart() throws Exception {
+    BbrApp app = start(holder -> new ManualSource(CompletableFuture.failedFuture(
+        new IOException("no such directory"))), "--secure-serving=false");
+    assertThatThrownBy(() -> app.allowlistLoaded().get(5, TimeUnit.SECONDS))
+        .hasRootCauseMessage("no such directory");
+    assertThat(health(plaintext(app.healthPort()), "")).isEqualTo(ServingStatus.NOT_SERVING);
+  }
+
+  @Test
+  void routes_overPlaintextH2c() throws Exception {
+    BbrApp app = startFromExamples("--secure-serving=false");
+    assertRoutes(plaintext(app.extProcPort()));
+  }
+
+  @Test
+  void routes_overTls_withASelfSignedCertificateMadeAtStart() throws Exception {
+    BbrApp app = startFromExamples();
+    AtomicReference<X509Certificate> served = new AtomicReference<>();
+    assertRoutes(tls(app.extProcPort(), served));
+    assertThat(served.get().getSubjectX500Principal().getName()).contains("CN=body-based-router");
+    served.get().checkValidity();
+  }
+
+  @Test
+  void certificateFiles_areReloaded_withoutDroppingOpenStreams() throws Exception {
+    Path certs = Files.createDirectory(tmp.resolve("certs"));
+    ServerIdentity first = SelfSignedCertificates.create();
+    writePem(certs, first);
+    BbrApp app = startFromExamples("--cert-path", certs.toString());
+
+    AtomicReference<X509Certificate> seenByOld = new AtomicReference<>();
+    ManagedChannel old = tls(app.extProcPort(), seenByOld);
+    assertRoutes(old); // the connection is up
+    ExtProcCall inFlight = new ExtProcCall(old, BodySendMode.FULL_DUPLEX_STREAMED);
+    inFlight.headers(false).body("{\"prompt\":\"started before the reload\",", false);
+    assertThat(seenByOld.get()).isEqualTo(first.chain().get(0));
+
+    ServerIdentity second = SelfSignedCertificates.create();
+    writePem(certs, second);
+    AtomicReference<X509Certificate> seenByNew = new AtomicReference<>();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+    while (!second.chain().get(0).equals(seenByNew.get()) && System.nanoTime() < deadline) {
+      ManagedChannel fresh = tls(app.extProcPort(), seenByNew);
+      assertRoutes(fresh);
+      fresh.shutdownNow();
+      Thread.sleep(200);
+    }
+    assertThat(seenByNew.get()).isEqualTo(second.chain().get(0));
+
+    inFlight.body("\"model\":\"" + QWEN + "\"}", true);
+    assertThat(inFlight.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+    assertThat(inFlight.reply().getRequestBody().getResponse().getBodyMutation()
+        .getStreamedResponse().getBody().toStringUtf8()).startsWith("{\"prompt\":\"started before");
+  }
+
+  @Test
+  void close_drainsInFlightStreams_andRefusesNewOnes() throws Exception {
+    BbrApp app = startFromExamples("--secure-serving=false");
+    ManagedChannel channel = plaintext(app.extProcPort());
+    ManagedChannel health = plaintext(app.healthPort());
+    ExtProcCall inFlight = new ExtProcCall(channel, BodySendMode.FULL_DUPLEX_STREAMED);
+    inFlight.headers(false).body("{\"prompt\":\"x\",", false);
+    inFlight.assertNoReply();
+
+    CompletableFuture<Void> closing = CompletableFuture.runAsync(app::close);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (health(health, "") != ServingStatus.NOT_SERVING && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertThat(health(health, "")).isEqualTo(ServingStatus.NOT_SERVING);
+    ExtProcCall refused = new ExtProcCall(plaintext(app.extProcPort()), BodySendMode.FULL_DUPLEX_STREAMED);
+    refused.headers(false);
+    assertThat(refused.awaitClose().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+    assertThat(closing).isNotDone();
+
+    inFlight.body("\"model\":\"" + QWEN + "\"}", true);
+    assertThat(inFlight.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+    assertThat(inFlight.reply().getRequestBody().getResponse().getBodyMutation()
+        .getStreamedResponse().getEndOfStream()).isFalse();
+    assertThat(inFlight.reply().getRequestBody().getResponse().getBodyMutation()
+        .getStreamedResponse().getEndOfStream()).isTrue();
+    inFlight.halfClose();
+    assertThat(inFlight.awaitClose().isOk()).isTrue();
+    closing.get(5, TimeUnit.SECONDS);
+  }
+
+  @Test
+  void metrics_countEachOutcome() throws Exception {
+    BbrApp app = startFromExamples("--secure-serving=false");
+    ManagedChannel channel = plaintext(app.extProcPort());
+    assertRoutes(channel);
+    ExtProcCall unknown = new ExtProcCall(channel, BodySendMode.FULL_DUPLEX_STREAMED);
+    unknown.headers(false).body("{\"model\":\"nope\"}", true);
+    assertThat(unknown.reply().getImmediateResponse().getStatus().getCodeValue()).isEqualTo(404);
+    unknown.awaitClose();
+
+    String scrape = HttpClient.newHttpClient().send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + app.metricsPort() + "/metrics")).build(),
+        HttpResponse.BodyHandlers.ofString()).body();
+    assertThat(scrape)
+        .contains("bbr_success_total 1.0")
+        .contains("bbr_requests_total{mode=\"full_duplex_streamed\",outcome=\"routed\"} 1.0")
+        .contains("bbr_requests_total{mode=\"full_duplex_streamed\",outcome=\"unknown_model\"} 1.0")
+        .contains("bbr_routed_total{base_model=\"" + QWEN + "\"} 1.0")
+        .contains("bbr_allowlist_adapters 3.0")
+        .contains("bbr_plugin_duration_seconds_bucket{extension_point=\"request\"");
+  }
+
+  private static void writePem(Path dir, ServerIdentity identity) throws IOException {
+    StringWriter cert = new StringWriter();
+    try (JcaPEMWriter pem = new JcaPEMWriter(cert)) {
+      pem.writeObject(identity.chain().get(0));
+    }
+    StringWriter key = new StringWriter();
+    try (JcaPEMWriter pem = new JcaPEMWriter(key)) {
+      pem.writeObject(new JcaPKCS8Generator(identity.key(), null));
+    }
+    // Written in the order a careless tool would: the reloader must cope with a moment of mismatch.
+    Files.writeString(dir.resolve("tls.crt"), cert.toString());
+    Files.writeString(dir.resolve("tls.key"), key.toString());
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket socket = new ServerSocket(0)) {
+      return socket.getLocalPort();
+    }
+  }
+
+  @FunctionalInterface
+  interface AllowlistSourceFactory {
+    AllowlistSource create(AllowlistHolder holder);
+  }
+
+  /** A source whose first sync completes when the test says so. */
+  private record ManualSource(CompletableFuture<Void> firstSync) implements AllowlistSource {
+    @Override
+    public CompletionStage<Void> start() {
+      return firstSync;
+    }
+
+    @Override
+    public boolean hasSynced() {
+      return firstSync.isDone() && !firstSync.isCompletedExceptionally();
+    }
+
+    @Override
+    public void close() {}
+  }
+}
