@@ -1,9 +1,11 @@
 package dev.bbr.allowlist;
 
 import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.MappingIterator;
+import com.fasterxml.jackson.databind.RuntimeJsonMappingException;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import java.io.IOException;
@@ -23,8 +25,9 @@ import org.slf4j.LoggerFactory;
  * ConfigMap manifests exactly as they would be applied to a cluster; only ConfigMaps labelled
  * {@code inference.networking.k8s.io/bbr-managed: "true"} count, other documents are skipped.
  *
- * <p>This is the source for running without a cluster. A ConfigMap that cannot be read is skipped
- * with a warning; a directory that cannot be read fails {@link #start()}.
+ * <p>This is the source for running without a cluster. A file that is not valid YAML, or a
+ * ConfigMap that cannot be read as an allowlist entry, is skipped with a warning and the rest
+ * still load; only a directory that cannot be listed fails {@link #start()}.
  */
 public final class DirectoryAllowlistSource implements AllowlistSource {
   private static final Logger logger = LoggerFactory.getLogger(DirectoryAllowlistSource.class);
@@ -71,33 +74,43 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
     }
     List<ModelMapping> mappings = new ArrayList<>();
     for (Path file : files) {
-      for (ConfigMap configMap : readConfigMaps(file)) {
-        if (!ConfigMapParser.isManaged(configMap, ConfigMapParser.MANAGED_LABEL)) {
+      for (JsonNode document : readDocuments(file)) {
+        String name = document.path("metadata").path("namespace").asText("default") + "/"
+            + document.path("metadata").path("name").asText("<unnamed>");
+        if (!"true".equals(document.path("metadata").path("labels")
+            .path(ConfigMapParser.MANAGED_LABEL).asText(null))) {
           logger.info("{}: ConfigMap {} is not labelled {}=true, skipped",
-              file.getFileName(), ConfigMapParser.sourceName(configMap),
-              ConfigMapParser.MANAGED_LABEL);
+              file.getFileName(), name, ConfigMapParser.MANAGED_LABEL);
           continue;
         }
         try {
+          ConfigMap configMap = yaml.treeToValue(document, ConfigMap.class);
           mappings.add(parser.parse(configMap, ConfigMapParser.sourceName(configMap)));
         } catch (InvalidConfigMapException e) {
           logger.warn("{}: ConfigMap skipped: {}", file.getFileName(), e.getMessage());
+        } catch (JsonProcessingException e) {
+          logger.warn("{}: ConfigMap {} skipped: not a valid ConfigMap ({})",
+              file.getFileName(), name, e.getOriginalMessage());
         }
       }
     }
     return mappings;
   }
 
-  private List<ConfigMap> readConfigMaps(Path file) throws IOException {
-    List<ConfigMap> configMaps = new ArrayList<>();
+  /** Returns the ConfigMap documents of one file; a file that is not valid YAML is skipped. */
+  private List<JsonNode> readDocuments(Path file) throws IOException {
+    List<JsonNode> configMaps = new ArrayList<>();
     try (JsonParser yamlParser = yaml.createParser(file.toFile());
         MappingIterator<JsonNode> documents = yaml.readValues(yamlParser, JsonNode.class)) {
       while (documents.hasNextValue()) {
         JsonNode document = documents.nextValue();
         if (document != null && "ConfigMap".equals(document.path("kind").asText())) {
-          configMaps.add(yaml.treeToValue(document, ConfigMap.class));
+          configMaps.add(document);
         }
       }
+    } catch (JsonProcessingException | RuntimeJsonMappingException e) {
+      logger.warn("{}: skipped, not valid YAML: {}", file.getFileName(), e.getMessage());
+      return List.of();
     }
     return configMaps;
   }

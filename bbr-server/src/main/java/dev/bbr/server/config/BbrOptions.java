@@ -100,6 +100,11 @@ public record BbrOptions(
 
   /** Parses {@code args}; accepts {@code --flag value} and {@code --flag=value}. */
   public static BbrOptions parse(String... args) {
+    return fromValues(values(args));
+  }
+
+  /** Returns each flag given with its value, checking only names and repetitions. */
+  private static Map<String, String> values(String... args) {
     Map<String, String> values = new LinkedHashMap<>();
     Set<String> seen = new HashSet<>();
     for (int i = 0; i < args.length; i++) {
@@ -115,7 +120,7 @@ public record BbrOptions(
         throw new InvalidOptionsException("unknown flag: " + arg + " (see --help)");
       }
       if (!seen.add(flag.name)) {
-        throw new InvalidOptionsException("--" + flag.name + " given twice");
+        throw new InvalidOptionsException(display(flag.name) + " given twice");
       }
       String value;
       if (eq >= 0) {
@@ -127,11 +132,15 @@ public record BbrOptions(
       } else if (i + 1 < args.length) {
         value = args[++i];
       } else {
-        throw new InvalidOptionsException("--" + flag.name + ": missing value");
+        throw new InvalidOptionsException(display(flag.name) + ": missing value");
       }
       values.put(flag.name, value);
     }
-    return fromValues(values);
+    return values;
+  }
+
+  private static String display(String flag) {
+    return (flag.length() == 1 ? "-" : "--") + flag;
   }
 
   private static BbrOptions fromValues(Map<String, String> v) {
@@ -172,11 +181,9 @@ public record BbrOptions(
   /** Returns the upstream flags given that this router ignores, to log once at start. */
   public static List<String> ignoredFlags(String... args) {
     List<String> ignored = new ArrayList<>();
-    for (String arg : args) {
-      String name = arg.replaceFirst("^--?", "").replaceFirst("=.*", "");
-      Flag flag = Flag.named(name);
-      if (flag != null && flag.help == null) {
-        ignored.add("--" + flag.name);
+    for (String name : values(args).keySet()) {
+      if (Flag.named(name).help == null) {
+        ignored.add(display(name));
       }
     }
     return ignored;
@@ -254,7 +261,7 @@ public record BbrOptions(
       return Integer.parseInt(text.trim());
     } catch (NumberFormatException e) {
       throw new InvalidOptionsException(
-          (flag.length() == 1 ? "-" : "--") + flag + ": " + text + " (expected: an integer)");
+          display(flag) + ": " + text + " (expected: an integer)");
     }
   }
 
@@ -333,17 +340,16 @@ public record BbrOptions(
       throw new InvalidOptionsException(
           "--" + flag + ": " + text + " (expected: a duration, e.g. 500ms, 60s, 5m)");
     }
-    long n;
     try {
-      n = Long.parseLong(m.group(1));
-    } catch (NumberFormatException e) {
+      long n = Long.parseLong(m.group(1));
+      return switch (m.group(2)) {
+        case "ms" -> Duration.ofMillis(n);
+        case "s" -> Duration.ofSeconds(n);
+        case "m" -> Duration.ofMinutes(n);
+        default -> Duration.ofHours(n);
+      };
+    } catch (NumberFormatException | ArithmeticException e) {
       throw new InvalidOptionsException("--" + flag + ": " + text + " (expected: a shorter duration)");
     }
-    return switch (m.group(2)) {
-      case "ms" -> Duration.ofMillis(n);
-      case "s" -> Duration.ofSeconds(n);
-      case "m" -> Duration.ofMinutes(n);
-      default -> Duration.ofHours(n);
-    };
   }
 }

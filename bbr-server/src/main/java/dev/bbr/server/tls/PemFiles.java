@@ -52,7 +52,7 @@ final class PemFiles {
           return converter.getPrivateKey(info);
         }
         if (o instanceof PEMKeyPair pair) {
-          return converter.getKeyPair(pair).getPrivate();
+          return converter.getPrivateKey(pair.getPrivateKeyInfo()); // public part optional
         }
       }
     }

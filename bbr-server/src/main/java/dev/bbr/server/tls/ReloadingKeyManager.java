@@ -6,9 +6,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
-import java.security.KeyStore;
 import java.security.Principal;
 import java.security.PrivateKey;
+import java.security.SecureRandom;
+import java.security.Signature;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.Arrays;
@@ -16,8 +17,6 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
-import javax.net.ssl.KeyManager;
-import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.X509ExtendedKeyManager;
 import org.slf4j.Logger;
@@ -34,10 +33,11 @@ import org.slf4j.LoggerFactory;
  */
 public final class ReloadingKeyManager extends X509ExtendedKeyManager {
   private static final Logger logger = LoggerFactory.getLogger(ReloadingKeyManager.class);
-  private static final char[] NO_PASSWORD = new char[0];
 
-  private volatile X509ExtendedKeyManager current;
-  private volatile ServerIdentity identity;
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private volatile Installed current;
+  private volatile Installed previous;
   private byte[] lastCert = new byte[0];
   private byte[] lastKey = new byte[0];
   private ScheduledFuture<?> watcher;
@@ -81,7 +81,7 @@ public final class ReloadingKeyManager extends X509ExtendedKeyManager {
 
   /** Returns the identity served to new connections. */
   public ServerIdentity identity() {
-    return identity;
+    return current.identity();
   }
 
   synchronized void reloadIfChanged(Path dir, Consumer<ServerIdentity> onReload) {
@@ -107,7 +107,8 @@ public final class ReloadingKeyManager extends X509ExtendedKeyManager {
       onReload.accept(next);
     } catch (IOException | RuntimeException e) {
       // A half-written pair (certificate updated, key not yet) lands here: try again next period.
-      logger.warn("certificate files in {} do not parse: {}; keeping the current certificate", dir, e.getMessage());
+      logger.warn("certificate files in {} are not a usable pair: {}; keeping the current certificate",
+          dir, e.getMessage());
     }
   }
 
@@ -117,57 +118,101 @@ public final class ReloadingKeyManager extends X509ExtendedKeyManager {
   }
 
   private void install(ServerIdentity next) {
+    checkKeyMatchesCertificate(next);
+    Installed now = current;
+    long generation = now == null ? 1 : now.generation() + 1;
+    previous = now; // handshakes that chose the old alias a moment ago still find their key
+    current = new Installed(generation, "bbr-" + generation, next,
+        next.chain().toArray(X509Certificate[]::new));
+  }
+
+  /** Refuses a pair whose key did not sign for the leaf certificate's public key. */
+  private static void checkKeyMatchesCertificate(ServerIdentity identity) {
+    String algorithm = switch (identity.key().getAlgorithm()) {
+      case "EC", "ECDSA" -> "SHA256withECDSA";
+      case "RSA" -> "SHA256withRSA";
+      case "Ed25519", "EdDSA" -> "Ed25519";
+      case "Ed448" -> "Ed448";
+      default -> throw new IllegalArgumentException(
+          "tls.key: " + identity.key().getAlgorithm() + " key (expected: EC, RSA or EdDSA)");
+    };
     try {
-      KeyStore store = KeyStore.getInstance("PKCS12");
-      store.load(null, null);
-      store.setKeyEntry("bbr", next.key(), NO_PASSWORD, next.chain().toArray(X509Certificate[]::new));
-      KeyManagerFactory factory = KeyManagerFactory.getInstance("NewSunX509");
-      factory.init(store, NO_PASSWORD);
-      for (KeyManager km : factory.getKeyManagers()) {
-        if (km instanceof X509ExtendedKeyManager extended) {
-          current = extended;
-          identity = next;
-          return;
-        }
+      byte[] probe = new byte[32];
+      RANDOM.nextBytes(probe);
+      Signature signer = Signature.getInstance(algorithm);
+      signer.initSign(identity.key());
+      signer.update(probe);
+      byte[] signature = signer.sign();
+      Signature verifier = Signature.getInstance(algorithm);
+      verifier.initVerify(identity.chain().get(0).getPublicKey());
+      verifier.update(probe);
+      if (!verifier.verify(signature)) {
+        throw new IllegalArgumentException("tls.key does not belong to the certificate in tls.crt");
       }
-      throw new IllegalStateException("the JDK offers no X509ExtendedKeyManager");
-    } catch (GeneralSecurityException | IOException e) {
-      throw new IllegalArgumentException("the key does not match the certificate: " + e.getMessage(), e);
+    } catch (GeneralSecurityException e) {
+      throw new IllegalArgumentException(
+          "tls.key does not belong to the certificate in tls.crt (" + e.getMessage() + ")", e);
     }
+  }
+
+  private Installed byAlias(String alias) {
+    Installed now = current;
+    if (now.alias().equals(alias)) {
+      return now;
+    }
+    Installed before = previous;
+    return before != null && before.alias().equals(alias) ? before : null;
+  }
+
+  private String aliasFor(String keyType) {
+    Installed now = current;
+    String algorithm = now.identity().key().getAlgorithm();
+    boolean fits = keyType == null
+        || keyType.equals(algorithm)
+        || keyType.startsWith(algorithm + "_")
+        || (keyType.equals("EC") && algorithm.equals("ECDSA"))
+        || (keyType.equals("EdDSA") && algorithm.startsWith("Ed"));
+    return fits ? now.alias() : null;
   }
 
   @Override
   public String[] getClientAliases(String keyType, Principal[] issuers) {
-    return current.getClientAliases(keyType, issuers);
+    return null; // a server identity only
   }
 
   @Override
   public String chooseClientAlias(String[] keyType, Principal[] issuers, Socket socket) {
-    return current.chooseClientAlias(keyType, issuers, socket);
+    return null;
   }
 
   @Override
   public String[] getServerAliases(String keyType, Principal[] issuers) {
-    return current.getServerAliases(keyType, issuers);
+    String alias = aliasFor(keyType);
+    return alias == null ? null : new String[] {alias};
   }
 
   @Override
   public String chooseServerAlias(String keyType, Principal[] issuers, Socket socket) {
-    return current.chooseServerAlias(keyType, issuers, socket);
+    return aliasFor(keyType);
   }
 
   @Override
   public String chooseEngineServerAlias(String keyType, Principal[] issuers, SSLEngine engine) {
-    return current.chooseEngineServerAlias(keyType, issuers, engine);
+    return aliasFor(keyType);
   }
 
   @Override
   public X509Certificate[] getCertificateChain(String alias) {
-    return current.getCertificateChain(alias);
+    Installed installed = byAlias(alias);
+    return installed == null ? null : installed.chain().clone();
   }
 
   @Override
   public PrivateKey getPrivateKey(String alias) {
-    return current.getPrivateKey(alias);
+    Installed installed = byAlias(alias);
+    return installed == null ? null : installed.identity().key();
   }
+
+  /** One loaded identity; its alias names its generation, so a handshake never mixes two. */
+  private record Installed(long generation, String alias, ServerIdentity identity, X509Certificate[] chain) {}
 }

@@ -443,6 +443,30 @@ class RouterStreamTest {
     }
 
     @Test
+    void halfCloseMidBody_releasesHeldBytes_andCompletesTheStream() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"" + "x".repeat(2000), false);
+      call.assertNoReply();
+      call.halfClose();
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertBudgetReturned();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.CANCELLED);
+      assertThat(streamEvents).containsExactly("open", "close");
+    }
+
+    @Test
+    void headersTwice_failsTheStream_andReleasesHeldBytes() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"x", false);
+      call.headers(false);
+      assertThat(call.awaitClose().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+      assertBudgetReturned();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.PROTOCOL_ERROR);
+    }
+
+    @Test
     void responsePhase_passesThroughUntouched() throws Exception {
       start();
       ExtProcCall call = fullDuplex();

@@ -1,0 +1,331 @@
+package dev.bbr.allowlist;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Loading the allowlist from a directory of ConfigMap manifests. */
+class DirectoryAllowlistSourceTest {
+  private static final String QWEN = "Qwen/Qwen2.5-3B-Instruct";
+  private static final String PHI = "microsoft/Phi-3-mini-4k-instruct";
+  /** The examples shipped in the repository; tests run with the module directory as working directory. */
+  private static final Path EXAMPLES = Path.of("../deploy/examples/allowlist");
+
+  @TempDir Path dir;
+
+  private final AllowlistHolder holder = new AllowlistHolder();
+
+  private static Allowlist startAndGet(DirectoryAllowlistSource source, AllowlistHolder holder)
+      throws Exception {
+    source.start().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    return holder.get();
+  }
+
+  private void write(String file, String yaml) throws IOException {
+    Files.writeString(dir.resolve(file), yaml);
+  }
+
+  private void writeMixedDirectory() throws IOException {
+    write("qwen.yaml", """
+        # A Service, the Qwen entry and an unrelated ConfigMap in one file.
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: qwen-pool
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        spec:
+          ports:
+            - port: 8000
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: qwen-allowlist
+          namespace: models
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "Qwen/Qwen2.5-3B-Instruct"
+          adapters: |
+            - qwen-sql-lora
+            - qwen-food-review
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: app-settings
+          namespace: models
+        data:
+          baseModel: "unlabelled/model"
+        ---
+        """);
+    write("phi.yml", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: phi-allowlist
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "microsoft/Phi-3-mini-4k-instruct"
+          adapters: |
+            - phi-code-lora
+        """);
+    write("broken.yaml", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: no-base-model
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          adapters: |
+            - orphan-lora
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: adapters-as-a-map
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "broken/map-adapters"
+          adapters: |
+            orphan-lora: yes
+        """);
+    write("disabled.yaml", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: disabled-allowlist
+          labels:
+            inference.networking.k8s.io/bbr-managed: "false"
+        data:
+          baseModel: "disabled/model"
+        """);
+    write("notes.txt", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: in-a-text-file
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "text-file/model"
+        """);
+    Path nested = Files.createDirectory(dir.resolve("nested.yaml"));
+    Files.writeString(nested.resolve("deeper.yaml"), """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: nested-allowlist
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "nested/model"
+        """);
+  }
+
+  @Test
+  void start_publishesOnlyLabelledValidConfigMaps_fromYamlFiles() throws Exception {
+    writeMixedDirectory();
+    DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder);
+
+    Allowlist allowlist = startAndGet(source, holder);
+
+    assertThat(allowlist.baseModelByName()).containsOnlyKeys(
+        QWEN, "qwen-sql-lora", "qwen-food-review", PHI, "phi-code-lora");
+    assertThat(allowlist.baseModelOf("qwen-sql-lora")).isEqualTo(QWEN);
+    assertThat(allowlist.baseModelOf("qwen-food-review")).isEqualTo(QWEN);
+    assertThat(allowlist.baseModelOf("phi-code-lora")).isEqualTo(PHI);
+    assertThat(allowlist.baseModels()).containsExactlyInAnyOrder(QWEN, PHI);
+    assertThat(allowlist.adapterCount()).isEqualTo(3);
+    assertThat(allowlist.sources()).extracting(ModelMapping::source)
+        .containsExactlyInAnyOrder("models/qwen-allowlist", "default/phi-allowlist");
+  }
+
+  @Test
+  void start_skipsOtherKindsUnlabelledAndInvalidConfigMaps() throws Exception {
+    writeMixedDirectory();
+
+    Allowlist allowlist = startAndGet(new DirectoryAllowlistSource(dir, holder), holder);
+
+    assertThat(allowlist.baseModelOf("unlabelled/model")).as("unlabelled ConfigMap").isNull();
+    assertThat(allowlist.baseModelOf("disabled/model")).as("label set to false").isNull();
+    assertThat(allowlist.baseModelOf("orphan-lora")).as("ConfigMap without baseModel").isNull();
+    assertThat(allowlist.baseModelOf("broken/map-adapters")).as("adapters as a map").isNull();
+    assertThat(allowlist.baseModelOf("text-file/model")).as(".txt file").isNull();
+    assertThat(allowlist.baseModelOf("nested/model")).as("subdirectory").isNull();
+    assertThat(allowlist.baseModelByName()).hasSize(5);
+  }
+
+  @Test
+  void hasSynced_becomesTrue_onceTheFirstSetIsPublished() throws Exception {
+    writeMixedDirectory();
+    DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder);
+    assertThat(source.hasSynced()).isFalse();
+    assertThat(holder.get()).isSameAs(Allowlist.EMPTY);
+
+    CompletableFuture<Void> started = source.start().toCompletableFuture();
+
+    assertThat(started).succeedsWithin(10, TimeUnit.SECONDS);
+    assertThat(source.hasSynced()).isTrue();
+    assertThat(holder.get().baseModelOf(QWEN)).isEqualTo(QWEN);
+    source.close();
+    source.close();
+    assertThat(holder.get().baseModelOf(QWEN)).as("close keeps the last snapshot").isEqualTo(QWEN);
+  }
+
+  @Test
+  void start_publishesAnEmptyAllowlist_whenTheDirectoryHasNoManifests() throws Exception {
+    write("README.txt", "nothing here");
+    DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder);
+
+    Allowlist allowlist = startAndGet(source, holder);
+
+    assertThat(allowlist.isEmpty()).isTrue();
+    assertThat(source.hasSynced()).isTrue();
+  }
+
+  @Test
+  void start_fails_whenTheDirectoryIsMissing() {
+    Path missing = dir.resolve("does-not-exist");
+    DirectoryAllowlistSource source = new DirectoryAllowlistSource(missing, holder);
+
+    CompletableFuture<Void> started = source.start().toCompletableFuture();
+
+    assertThat(started).isCompletedExceptionally();
+    assertThatThrownBy(started::get)
+        .isInstanceOf(ExecutionException.class)
+        .hasCauseInstanceOf(NoSuchFileException.class)
+        .hasMessageContaining("does-not-exist");
+    assertThat(source.hasSynced()).isFalse();
+    assertThat(holder.get()).isSameAs(Allowlist.EMPTY);
+  }
+
+  @Test
+  void start_fails_whenThePathIsAFile() throws IOException {
+    Path file = Files.writeString(dir.resolve("qwen.yaml"), "kind: ConfigMap\n");
+    DirectoryAllowlistSource source = new DirectoryAllowlistSource(file, holder);
+
+    CompletableFuture<Void> started = source.start().toCompletableFuture();
+
+    assertThat(started).isCompletedExceptionally();
+    assertThatThrownBy(started::get).hasCauseInstanceOf(IOException.class);
+    assertThat(source.hasSynced()).isFalse();
+  }
+
+  @Test
+  void conflictsAcrossFiles_resolveToTheOldestConfigMap() throws Exception {
+    // File-name order (a-newer before b-older) must not decide: the creation time does.
+    write("a-newer.yaml", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: phi-allowlist
+          creationTimestamp: "2024-06-01T00:00:00Z"
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "microsoft/Phi-3-mini-4k-instruct"
+          adapters: |
+            - shared-lora
+        """);
+    write("b-older.yaml", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: qwen-allowlist
+          creationTimestamp: "2024-01-01T00:00:00Z"
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "Qwen/Qwen2.5-3B-Instruct"
+          adapters: |
+            - shared-lora
+        """);
+
+    Allowlist allowlist = startAndGet(new DirectoryAllowlistSource(dir, holder), holder);
+
+    assertThat(allowlist.baseModelOf("shared-lora")).isEqualTo(QWEN);
+    assertThat(allowlist.conflicts()).containsExactly(new Conflict(
+        "shared-lora", QWEN, "default/qwen-allowlist", PHI, "default/phi-allowlist"));
+  }
+
+  @Test
+  void load_returnsTheMappingsOfTheShippedExamples() throws Exception {
+    assertThat(new DirectoryAllowlistSource(EXAMPLES, holder).load())
+        .extracting(ModelMapping::baseModel)
+        .containsExactlyInAnyOrder(QWEN, PHI);
+  }
+
+  @Test
+  void shippedExamples_serveBothSeedModelsAndTheirAdapters() throws Exception {
+    assertThat(EXAMPLES).isDirectory();
+    DirectoryAllowlistSource source = new DirectoryAllowlistSource(EXAMPLES, holder);
+
+    Allowlist allowlist = startAndGet(source, holder);
+
+    assertThat(source.hasSynced()).isTrue();
+    assertThat(allowlist.baseModelOf(QWEN)).isEqualTo(QWEN);
+    assertThat(allowlist.baseModelOf(PHI)).isEqualTo(PHI);
+    assertThat(allowlist.baseModelOf("qwen-food-review")).isEqualTo(QWEN);
+    assertThat(allowlist.baseModelOf("qwen-sql-lora")).isEqualTo(QWEN);
+    assertThat(allowlist.baseModelOf("phi-code-lora")).isEqualTo(PHI);
+    assertThat(allowlist.baseModels()).containsExactlyInAnyOrder(QWEN, PHI);
+    assertThat(allowlist.adapterCount()).isEqualTo(3);
+    assertThat(allowlist.conflicts()).isEmpty();
+  }
+
+  @Test
+  void malformedConfigMap_andInvalidYamlFile_areSkipped_whileTheOthersLoad() throws Exception {
+    write("qwen.yaml", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: qwen-allowlist
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "Qwen/Qwen2.5-3B-Instruct"
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: data-is-a-list
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          - baseModel
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: unlabelled-and-odd
+        data: [1, 2]
+        """);
+    write("broken.yaml", "kind: ConfigMap\n  : : [unbalanced\n");
+    write("phi.yaml", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: phi-allowlist
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "microsoft/Phi-3-mini-4k-instruct"
+        """);
+    Allowlist allowlist = startAndGet(new DirectoryAllowlistSource(dir, holder), holder);
+    assertThat(allowlist.baseModels()).containsExactlyInAnyOrder(QWEN, PHI);
+  }
+}

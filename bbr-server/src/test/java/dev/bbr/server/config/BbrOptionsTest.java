@@ -1,0 +1,465 @@
+package dev.bbr.server.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** The command line: upstream defaults, both flag syntaxes, value formats and every refusal. */
+class BbrOptionsTest {
+  @TempDir Path tmp;
+
+  private Path allowlistDir;
+
+  @BeforeEach
+  void createAllowlistDir() throws Exception {
+    allowlistDir = Files.createDirectory(tmp.resolve("allowlist"));
+  }
+
+  /** Parses {@code args} after a valid {@code --allowlist-dir}. */
+  private BbrOptions parse(String... args) {
+    List<String> all = new ArrayList<>(List.of("--allowlist-dir", allowlistDir.toString()));
+    all.addAll(List.of(args));
+    return BbrOptions.parse(all.toArray(String[]::new));
+  }
+
+  @Test
+  void defaults_matchTheUpstreamGoRouter() {
+    BbrOptions options = parse();
+
+    assertThat(options.grpcPort()).isEqualTo(9004);
+    assertThat(options.healthPort()).isEqualTo(9005);
+    assertThat(options.metricsPort()).isEqualTo(9090);
+    assertThat(options.streaming()).isFalse();
+    assertThat(options.secureServing()).isTrue();
+    assertThat(options.verbosity()).isZero();
+    assertThat(options.certPath()).isNull();
+  }
+
+  @Test
+  void defaults_ofTheRouterOnlyFlags() {
+    BbrOptions options = parse();
+
+    assertThat(options.allowlistDir()).isEqualTo(allowlistDir);
+    assertThat(options.rejectUnknownModel()).isTrue();
+    assertThat(options.rejectMissingModel()).isFalse();
+    assertThat(options.maxBufferedBytes()).isEqualTo(32L * 1024 * 1024);
+    assertThat(options.maxBufferedBytesTotal()).isGreaterThanOrEqualTo(options.maxBufferedBytes());
+    assertThat(options.bodyTimeout()).isEqualTo(Duration.ofSeconds(60));
+    assertThat(options.drainTimeout()).isEqualTo(Duration.ofSeconds(30));
+  }
+
+  @Test
+  void values_areRead_withTheSpaceSyntax() throws Exception {
+    Path certs = Files.createDirectory(tmp.resolve("certs"));
+
+    BbrOptions options = parse(
+        "--grpc-port", "19004",
+        "--grpc-health-port", "19005",
+        "--metrics-port", "19090",
+        "--cert-path", certs.toString(),
+        "-v", "4",
+        "--unknown-model", "passthrough",
+        "--missing-model", "reject",
+        "--max-buffered-bytes", "1Mi",
+        "--max-buffered-bytes-total", "64Mi",
+        "--body-timeout", "5s",
+        "--drain-timeout", "2m");
+
+    assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4,
+        allowlistDir, false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
+  }
+
+  @Test
+  void values_areRead_withTheEqualsSyntax() throws Exception {
+    Path certs = Files.createDirectory(tmp.resolve("certs"));
+
+    BbrOptions options = BbrOptions.parse(
+        "--allowlist-dir=" + allowlistDir,
+        "--grpc-port=19004",
+        "--grpc-health-port=19005",
+        "--metrics-port=19090",
+        "--cert-path=" + certs,
+        "-v=4",
+        "--unknown-model=passthrough",
+        "--missing-model=reject",
+        "--max-buffered-bytes=1Mi",
+        "--max-buffered-bytes-total=64Mi",
+        "--body-timeout=5s",
+        "--drain-timeout=2m");
+
+    assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4,
+        allowlistDir, false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
+  }
+
+  @Test
+  void flags_acceptOneOrTwoDashes_asGoFlagsDo() {
+    BbrOptions options = parse("-grpc-port", "19004", "--v", "2", "-streaming");
+
+    assertThat(options.grpcPort()).isEqualTo(19004);
+    assertThat(options.verbosity()).isEqualTo(2);
+    assertThat(options.streaming()).isTrue();
+  }
+
+  @Test
+  void valueAfterEquals_mayContainEquals() throws Exception {
+    Path odd = Files.createDirectory(tmp.resolve("a=b"));
+
+    assertThat(BbrOptions.parse("--allowlist-dir=" + odd).allowlistDir()).isEqualTo(odd);
+  }
+
+  @Test
+  void boolean_isTrue_whenGivenBare() {
+    assertThat(parse("--streaming").streaming()).isTrue();
+    assertThat(parse("--secure-serving").secureServing()).isTrue();
+  }
+
+  @Test
+  void boolean_doesNotConsumeTheNextFlag_whenGivenBare() {
+    BbrOptions options = parse("--streaming", "--grpc-port", "19004", "--secure-serving");
+
+    assertThat(options.streaming()).isTrue();
+    assertThat(options.secureServing()).isTrue();
+    assertThat(options.grpcPort()).isEqualTo(19004);
+  }
+
+  @ParameterizedTest(name = "{0} {1}")
+  @CsvSource({
+      "--streaming=true,        ,      true,  true",
+      "--streaming=false,       ,      false, true",
+      "--streaming,             true,  true,  true",
+      "--streaming,             false, false, true",
+      "--secure-serving=false,  ,      false, false",
+      "--secure-serving,        false, false, false",
+      "--secure-serving=true,   ,      false, true"})
+  void boolean_takesAnExplicitValue_afterEqualsOrAsTheNextArgument(
+      String flag, String next, boolean streaming, boolean secureServing) {
+    BbrOptions options = next == null ? parse(flag) : parse(flag, next);
+
+    assertThat(options.streaming()).isEqualTo(streaming);
+    assertThat(options.secureServing()).isEqualTo(secureServing);
+  }
+
+  @ParameterizedTest(name = "{0} = {1} bytes")
+  @CsvSource({
+      "1,            1",
+      "1048576,      1048576",
+      "1024Ki,       1048576",
+      "32Mi,         33554432",
+      "1Gi,          1073741824",
+      "2K,           2000",
+      "3M,           3000000",
+      "1G,           1000000000",
+      "' 64Mi ',     67108864"})
+  void bytes_acceptBinaryAndDecimalSuffixes(String text, long expected) {
+    BbrOptions options = parse("--max-buffered-bytes", text, "--max-buffered-bytes-total", "8Gi");
+
+    assertThat(options.maxBufferedBytes()).isEqualTo(expected);
+    assertThat(options.maxBufferedBytesTotal()).isEqualTo(8L << 30);
+  }
+
+  @Test
+  void maxBufferedBytesTotal_defaultsToAtLeastThePerRequestLimit() {
+    BbrOptions options = parse("--max-buffered-bytes", "1000Gi");
+
+    assertThat(options.maxBufferedBytesTotal()).isEqualTo(1000L << 30);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({
+      "500ms, PT0.5S",
+      "60s,   PT60S",
+      "5m,    PT5M",
+      "1h,    PT1H",
+      "90m,   PT1H30M"})
+  void durations_acceptMillisecondsSecondsMinutesAndHours(String text, Duration expected) {
+    BbrOptions options = parse("--body-timeout", text, "--drain-timeout=" + text);
+
+    assertThat(options.bodyTimeout()).isEqualTo(expected);
+    assertThat(options.drainTimeout()).isEqualTo(expected);
+  }
+
+  static Stream<Arguments> invalidValues() {
+    return Stream.of(
+        Arguments.of("--grpc-port", new String[] {"--grpc-port", "abc"}, "expected: an integer"),
+        Arguments.of("--grpc-port", new String[] {"--grpc-port", "0"}, "expected: 1-65535"),
+        Arguments.of("--grpc-port", new String[] {"--grpc-port=99999999999"}, "expected: an integer"),
+        Arguments.of("--grpc-health-port", new String[] {"--grpc-health-port", "65536"}, "expected: 1-65535"),
+        Arguments.of("--metrics-port", new String[] {"--metrics-port", "-1"}, "expected: 1-65535"),
+        Arguments.of("--metrics-port", new String[] {"--metrics-port="}, "expected: an integer"),
+        Arguments.of("--streaming", new String[] {"--streaming=yes"}, "expected: true or false"),
+        Arguments.of("--streaming", new String[] {"--streaming=TRUE"}, "expected: true or false"),
+        Arguments.of("--secure-serving", new String[] {"--secure-serving=1"}, "expected: true or false"),
+        Arguments.of("-v", new String[] {"-v", "debug"}, "expected: an integer"),
+        Arguments.of("-v", new String[] {"-v", "-1"}, "expected: >= 0"),
+        Arguments.of("--unknown-model", new String[] {"--unknown-model", "drop"},
+            "expected: reject or passthrough"),
+        Arguments.of("--missing-model", new String[] {"--missing-model", "Reject"},
+            "expected: passthrough or reject"),
+        Arguments.of("--max-buffered-bytes", new String[] {"--max-buffered-bytes", "32MB"}, "expected: bytes"),
+        Arguments.of("--max-buffered-bytes", new String[] {"--max-buffered-bytes", "-1"}, "expected: bytes"),
+        Arguments.of("--max-buffered-bytes", new String[] {"--max-buffered-bytes", "1.5Mi"}, "expected: bytes"),
+        Arguments.of("--max-buffered-bytes", new String[] {"--max-buffered-bytes", "0"}, "expected: > 0"),
+        Arguments.of("--max-buffered-bytes", new String[] {"--max-buffered-bytes", "99999999999999999999"},
+            "expected: fewer bytes"),
+        Arguments.of("--max-buffered-bytes", new String[] {"--max-buffered-bytes", "9223372036854775807Ki"},
+            "expected: fewer bytes"),
+        Arguments.of("--max-buffered-bytes-total",
+            new String[] {"--max-buffered-bytes", "2Mi", "--max-buffered-bytes-total", "1Mi"},
+            "expected: >= --max-buffered-bytes"),
+        Arguments.of("--max-buffered-bytes-total", new String[] {"--max-buffered-bytes-total", "lots"},
+            "expected: bytes"),
+        Arguments.of("--body-timeout", new String[] {"--body-timeout", "60"}, "expected: a duration"),
+        Arguments.of("--body-timeout", new String[] {"--body-timeout", "1d"}, "expected: a duration"),
+        Arguments.of("--body-timeout", new String[] {"--body-timeout", "1.5s"}, "expected: a duration"),
+        Arguments.of("--body-timeout", new String[] {"--body-timeout", "0s"}, "expected: > 0"),
+        Arguments.of("--body-timeout", new String[] {"--body-timeout", "99999999999999999999s"},
+            "expected: a shorter duration"),
+        Arguments.of("--drain-timeout", new String[] {"--drain-timeout", "-5s"}, "expected: a duration"),
+        Arguments.of("--drain-timeout", new String[] {"--drain-timeout", "0ms"}, "expected: > 0"),
+        Arguments.of("--grpc-port", new String[] {"--grpc-port"}, "missing value"),
+        Arguments.of("--cert-path", new String[] {"--cert-path="}, "expected: a path"));
+  }
+
+  @ParameterizedTest(name = "{1}")
+  @MethodSource("invalidValues")
+  void invalidValue_isRefused_withTheFlagNameInTheMessage(String flag, String[] args, String expected) {
+    assertThatThrownBy(() -> parse(args))
+        .isInstanceOf(InvalidOptionsException.class)
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageStartingWith(flag)
+        .hasMessageContaining(expected);
+  }
+
+  @Test
+  void invalidValue_isQuotedInTheMessage() {
+    assertThatThrownBy(() -> parse("--grpc-port", "90o4"))
+        .hasMessage("--grpc-port: 90o4 (expected: an integer)");
+    assertThatThrownBy(() -> parse("--body-timeout", "soon"))
+        .hasMessage("--body-timeout: soon (expected: a duration, e.g. 500ms, 60s, 5m)");
+  }
+
+  @Test
+  void certPath_isRefused_withoutSecureServing() throws Exception {
+    Path certs = Files.createDirectory(tmp.resolve("certs"));
+
+    assertThatThrownBy(() -> parse("--secure-serving=false", "--cert-path", certs.toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--cert-path: ")
+        .hasMessageContaining("only with --secure-serving=true");
+  }
+
+  @Test
+  void certPath_isRefused_whenItIsNotADirectory() throws Exception {
+    Path file = Files.writeString(tmp.resolve("tls.crt"), "not a directory");
+
+    assertThatThrownBy(() -> parse("--cert-path", tmp.resolve("missing").toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--cert-path: ")
+        .hasMessageContaining("expected: a directory holding tls.crt and tls.key");
+    assertThatThrownBy(() -> parse("--cert-path", file.toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--cert-path: ");
+  }
+
+  @Test
+  void allowlistDir_isRequired() {
+    assertThatThrownBy(() -> BbrOptions.parse("--grpc-port", "9004"))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageContaining("--allowlist-dir");
+  }
+
+  @Test
+  void allowlistDir_isRefused_whenItDoesNotExistOrIsAFile() throws Exception {
+    Path file = Files.writeString(tmp.resolve("qwen.yaml"), "kind: ConfigMap\n");
+
+    assertThatThrownBy(() -> BbrOptions.parse("--allowlist-dir", tmp.resolve("missing").toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--allowlist-dir: ")
+        .hasMessageContaining("expected: an existing directory");
+    assertThatThrownBy(() -> BbrOptions.parse("--allowlist-dir", file.toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--allowlist-dir: ");
+    assertThatThrownBy(() -> BbrOptions.parse("--allowlist-dir="))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--allowlist-dir: empty");
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({
+      "--grpc-health-port 9004",
+      "--metrics-port 9004",
+      "--metrics-port 9005",
+      "--grpc-port 9090"})
+  void ports_areRefused_whenTwoAreTheSame(String flags) {
+    assertThatThrownBy(() -> parse(flags.split(" ")))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageContaining("--grpc-port")
+        .hasMessageContaining("--grpc-health-port")
+        .hasMessageContaining("--metrics-port")
+        .hasMessageContaining("expected: three different ports");
+  }
+
+  @Test
+  void ports_mayBeMovedTogether() {
+    BbrOptions options = parse("--grpc-port", "9005", "--grpc-health-port", "9090", "--metrics-port", "9004");
+
+    assertThat(List.of(options.grpcPort(), options.healthPort(), options.metricsPort()))
+        .containsExactly(9005, 9090, 9004);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"--grpc_port", "--port", "--help", "---grpc-port", "--Streaming", "--grpc-port-extra=1"})
+  void unknownFlag_isRefused(String flag) {
+    assertThatThrownBy(() -> parse(flag, "9004"))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("unknown flag: " + flag);
+  }
+
+  @ParameterizedTest(name = "\"{0}\"")
+  @CsvSource({"9004", "-", "--", "serve"})
+  void positionalArgument_isRefused(String arg) {
+    assertThatThrownBy(() -> parse(arg))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessage("unexpected argument: " + arg + " (expected: flags only)");
+  }
+
+  @Test
+  void booleanFollowedByAnotherWord_leavesTheWordAsAPositionalArgument() {
+    // Only the exact words true and false are taken as the value of a bare boolean flag.
+    assertThatThrownBy(() -> parse("--streaming", "True"))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("unexpected argument: True");
+  }
+
+  @ParameterizedTest(name = "{0} then {1}")
+  @CsvSource({
+      "--grpc-port 9100, --grpc-port=9200, --grpc-port",
+      "--streaming,      --streaming=false, --streaming",
+      "-v 1,             --v=2,            v",
+      "--tracing,        --tracing=false,  --tracing"})
+  void duplicatedFlag_isRefused_whateverTheSyntax(String first, String second, String name) {
+    List<String> args = new ArrayList<>(List.of(first.split(" ")));
+    args.add(second);
+
+    assertThatThrownBy(() -> parse(args.toArray(String[]::new)))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageContaining(name)
+        .hasMessageContaining("given twice");
+  }
+
+  @Test
+  void duplicatedAllowlistDir_isRefused() {
+    assertThatThrownBy(() -> parse("--allowlist-dir", allowlistDir.toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessage("--allowlist-dir given twice");
+  }
+
+  @Test
+  void upstreamOnlyFlags_areAccepted_andChangeNothing() {
+    BbrOptions plain = parse("--grpc-port", "19004");
+    BbrOptions withUpstreamFlags = parse(
+        "--tracing", "--metrics-endpoint-auth=false", "--enable-pprof", "true", "--grpc-port", "19004");
+
+    assertThat(withUpstreamFlags).isEqualTo(plain);
+  }
+
+  @Test
+  void ignoredFlags_listsTheUpstreamOnlyFlagsGiven() {
+    String[] args = {
+        "--allowlist-dir", "/allowlist", "--tracing", "--metrics-endpoint-auth=false",
+        "-enable-pprof", "true", "--streaming"};
+
+    assertThat(BbrOptions.ignoredFlags(args))
+        .containsExactly("--tracing", "--metrics-endpoint-auth", "--enable-pprof");
+  }
+
+  @Test
+  void ignoredFlags_isEmpty_whenOnlyMeaningfulFlagsAreGiven() {
+    assertThat(BbrOptions.ignoredFlags(
+        "--allowlist-dir", "/allowlist", "--streaming", "--grpc-port=9004", "-v", "3")).isEmpty();
+    assertThat(BbrOptions.ignoredFlags()).isEmpty();
+  }
+
+  @Test
+  void usage_listsEveryFlagWithHelp() {
+    String usage = BbrOptions.usage();
+
+    assertThat(usage).startsWith("Usage: ");
+    assertThat(usage).contains(
+        "--grpc-port PORT",
+        "--grpc-health-port PORT",
+        "--metrics-port PORT",
+        "--streaming ",
+        "--secure-serving ",
+        "--cert-path DIR",
+        "-v N",
+        "--allowlist-dir DIR",
+        "--unknown-model reject|passthrough",
+        "--missing-model passthrough|reject",
+        "--max-buffered-bytes BYTES",
+        "--max-buffered-bytes-total BYTES",
+        "--body-timeout DURATION",
+        "--drain-timeout DURATION");
+    assertThat(usage).contains("(default 9004)", "(default 9005)", "(default 9090)", "(default true)");
+    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(14);
+  }
+
+  @Test
+  void usage_hidesTheUpstreamOnlyFlags() {
+    assertThat(BbrOptions.usage()).doesNotContain("--tracing", "--metrics-endpoint-auth", "--enable-pprof");
+  }
+
+  @Test
+  void constructor_refusesInvalidValues_likeTheParser() {
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, allowlistDir,
+        true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1)))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--max-buffered-bytes: 0");
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, null,
+        true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1)))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageContaining("--allowlist-dir");
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, allowlistDir,
+        true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(-1)))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--drain-timeout: ");
+  }
+
+  @ParameterizedTest(name = "{0} {1}")
+  @CsvSource({
+      "--body-timeout, 9223372036854775807h",
+      "--drain-timeout, 3074457345618258603m",
+      "--body-timeout, 99999999999999999999s"})
+  void hugeDuration_isRefusedWithTheFlagName(String flag, String value) {
+    assertThatThrownBy(() -> parse(flag, value))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessage(flag + ": " + value + " (expected: a shorter duration)");
+  }
+
+  @Test
+  void ignoredFlags_doesNotMistakeAValueForAFlag() {
+    assertThat(BbrOptions.ignoredFlags("--allowlist-dir", "tracing", "--streaming")).isEmpty();
+    assertThat(BbrOptions.ignoredFlags("--allowlist-dir", "x", "--tracing", "false"))
+        .containsExactly("--tracing");
+  }
+
+  @Test
+  void repeatedVerbosity_isNamedAsItIsWritten() {
+    assertThatThrownBy(() -> parse("-v", "1", "-v=2"))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessage("-v given twice");
+  }
+}
