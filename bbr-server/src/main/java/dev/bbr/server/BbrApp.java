@@ -18,6 +18,7 @@ import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.netty.shaded.io.netty.channel.epoll.Epoll;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslContext;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslContextBuilder;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslProvider;
@@ -147,9 +148,9 @@ public final class BbrApp implements AutoCloseable {
   public static BbrApp start(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources)
       throws IOException {
     BbrApp app = new BbrApp(options, sources);
-    logger.info("ext_proc on :{} ({}), health on :{}, metrics on :{}; loading the allowlist",
+    logger.info("ext_proc on :{} ({}, {}), health on :{}, metrics on :{}; loading the allowlist",
         app.extProcServer.getPort(), options.secureServing() ? "TLS, ALPN h2" : "plaintext h2c",
-        app.healthServer.getPort(), app.metricsServer.port());
+        Epoll.isAvailable() ? "epoll" : "nio", app.healthServer.getPort(), app.metricsServer.port());
     app.allowlistSource.start().whenComplete((ignored, error) -> {
       if (error != null) {
         app.loaded.completeExceptionally(error);

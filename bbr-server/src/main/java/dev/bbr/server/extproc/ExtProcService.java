@@ -35,7 +35,7 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
       BodyBudget budget,
       ScheduledExecutorService timer,
       RouterEvents events) {
-    JsonFactory json = ModelScanner.newFactory(policy.maxBufferedBytes());
+    JsonFactory json = ModelScanner.newFactory();
     this.context = new StreamContext(allowlist, policy, budget, json, timer, events);
   }
 

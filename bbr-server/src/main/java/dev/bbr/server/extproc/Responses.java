@@ -100,19 +100,20 @@ final class Responses {
 
   /** One piece of a FULL_DUPLEX_STREAMED request body, at most {@link #MAX_CHUNK_BYTES}. */
   static ProcessingResponse streamedRequestBody(ByteString piece, boolean endOfStream) {
-    return ProcessingResponse.newBuilder()
-        .setRequestBody(BodyResponse.newBuilder().setResponse(CommonResponse.newBuilder()
-            .setBodyMutation(BodyMutation.newBuilder().setStreamedResponse(
-                StreamedBodyResponse.newBuilder().setBody(piece).setEndOfStream(endOfStream)))))
-        .build();
+    return ProcessingResponse.newBuilder().setRequestBody(streamed(piece, endOfStream)).build();
   }
 
   /** One piece of a FULL_DUPLEX_STREAMED response body, echoed unchanged. */
   static ProcessingResponse streamedResponseBody(ByteString piece, boolean endOfStream) {
-    return ProcessingResponse.newBuilder()
-        .setResponseBody(BodyResponse.newBuilder().setResponse(CommonResponse.newBuilder()
-            .setBodyMutation(BodyMutation.newBuilder().setStreamedResponse(
-                StreamedBodyResponse.newBuilder().setBody(piece).setEndOfStream(endOfStream)))))
+    return ProcessingResponse.newBuilder().setResponseBody(streamed(piece, endOfStream)).build();
+  }
+
+  private static BodyResponse streamed(ByteString piece, boolean endOfStream) {
+    return BodyResponse.newBuilder()
+        .setResponse(CommonResponse.newBuilder().setBodyMutation(BodyMutation.newBuilder()
+            .setStreamedResponse(StreamedBodyResponse.newBuilder()
+                .setBody(piece)
+                .setEndOfStream(endOfStream))))
         .build();
   }
 

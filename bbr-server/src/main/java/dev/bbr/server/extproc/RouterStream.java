@@ -286,14 +286,6 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
    * @param bodyEnds true when no more body bytes follow (end of stream, trailers, or BUFFERED)
    */
   private void scan(ByteString chunk, boolean endOfStream, boolean bodyEnds) {
-    long limit = context.policy().maxBufferedBytes();
-    if (bufferedBytes + chunk.size() > limit) {
-      bufferedBytes += chunk.size();
-      refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
-          "request_too_large", null,
-          "The request body exceeds " + limit + " bytes before its \"model\" field.");
-      return;
-    }
     bufferedBytes += chunk.size();
     if (mode == BodyMode.FULL_DUPLEX_STREAMED && !chunk.isEmpty()) {
       if (!context.budget().tryAcquire(chunk.size())) {
@@ -314,10 +306,18 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       refuse(e);
       return;
     }
-    if (scanner.decided()) {
-      decide(endOfStream);
-    } else if (mode == BodyMode.BUFFERED_PARTIAL) {
-      decide(endOfStream); // the model is not in the part Envoy buffered
+    // The cap applies to where the model is in the body, not to how Envoy chunked it: a chunk
+    // larger than the cap still routes when the model comes within the first cap bytes.
+    long limit = context.policy().maxBufferedBytes();
+    long needed = scanner.decided() ? scanner.decisionOffset() : bufferedBytes;
+    if (needed > limit) {
+      refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
+          "request_too_large", null,
+          "The request body exceeds " + limit + " bytes before its \"model\" field.");
+      return;
+    }
+    if (scanner.decided() || mode == BodyMode.BUFFERED_PARTIAL) {
+      decide(endOfStream); // BUFFERED_PARTIAL: the model is not in the part Envoy buffered
     }
   }
 

@@ -30,6 +30,7 @@ public final class ModelScanner {
   private int depth;
   private boolean expectModelValue;
   private boolean decided;
+  private long decisionOffset = -1;
   private String model;
 
   /**
@@ -47,13 +48,15 @@ public final class ModelScanner {
   }
 
   /**
-   * Returns a factory for scanners whose string limit matches the largest body the router holds
-   * (Jackson's default of 20 M chars would refuse a legitimate long prompt).
+   * Returns a factory for scanners. Jackson's string length limit (20 M chars by default) is
+   * lifted: it would refuse a legitimate long prompt as malformed, and the router's own caps
+   * already bound what a scanner sees before the model is known (the per-request cap plus one
+   * chunk).
    */
-  public static JsonFactory newFactory(long maxBodyBytes) {
-    int maxString = (int) Math.min(Integer.MAX_VALUE, Math.max(maxBodyBytes, 1_000_000L));
+  public static JsonFactory newFactory() {
     return JsonFactory.builder()
-        .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(maxString).build())
+        .streamReadConstraints(
+            StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build())
         .build();
   }
 
@@ -108,6 +111,15 @@ public final class ModelScanner {
     return decided;
   }
 
+  /**
+   * Returns the offset in the body of the byte that decided routing (the start of the model's
+   * value, or the end of an object without one), or -1 before the decision. It depends only on
+   * the body, not on how it was split into chunks.
+   */
+  public long decisionOffset() {
+    return decisionOffset;
+  }
+
   /** Returns the model, or null when it is not known (yet, or at all). */
   public String model() {
     return model;
@@ -154,6 +166,7 @@ public final class ModelScanner {
         case END_OBJECT, END_ARRAY -> {
           if (--depth == 0) {
             decided = true; // the object ended without a model
+            decisionOffset = parser.currentTokenLocation().getByteOffset();
           }
         }
         case FIELD_NAME -> expectModelValue = depth == 1 && MODEL_FIELD.equals(parser.currentName());
@@ -181,6 +194,7 @@ public final class ModelScanner {
     checkModelName(value);
     model = value;
     decided = true;
+    decisionOffset = parser.currentTokenLocation().getByteOffset();
   }
 
   /** Refuses names that could not be a header value: control characters, lone surrogates, > 256 B. */

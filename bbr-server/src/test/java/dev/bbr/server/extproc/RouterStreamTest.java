@@ -303,6 +303,34 @@ class RouterStreamTest {
     }
 
     @Test
+    void oneChunkLargerThanTheCap_routes_whenTheModelComesFirst() throws Exception {
+      start(policy(false, true, false, 1024, Duration.ofSeconds(60)), 1 << 20);
+      String body = "{\"model\":\"" + QWEN + "\",\"prompt\":\"" + "x".repeat(5000) + "\"}";
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body(body, true);
+      assertRoutes(call.reply().getRequestHeaders().getResponse(), QWEN, QWEN);
+      assertThat(streamed(call.reply()).getBody().toStringUtf8()).isEqualTo(body);
+      assertBudgetReturned();
+    }
+
+    @Test
+    void longStringPastTheCap_gets413_notMalformed() throws Exception {
+      start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 4 << 20);
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"" + "x".repeat(1_500_000) + "\",\"model\":\"" + QWEN + "\"}", true);
+      immediate(call.reply(), 413, "request_too_large");
+    }
+
+    @Test
+    void modelPastTheCap_gets413_evenWhenItArrivesInOneChunk() throws Exception {
+      start(policy(false, true, false, 1024, Duration.ofSeconds(60)), 1 << 20);
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"" + "x".repeat(2000) + "\",\"model\":\"" + QWEN + "\"}", true);
+      immediate(call.reply(), 413, "request_too_large");
+      assertBudgetReturned();
+    }
+
+    @Test
     void exhaustedGlobalBudget_gets503WithRetryAfter() throws Exception {
       start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 100);
       ExtProcCall first = fullDuplex();
@@ -531,8 +559,17 @@ class RouterStreamTest {
       start(policy(false, true, false, 100, Duration.ofSeconds(60)), 1 << 20);
       ExtProcCall call = buffered();
       call.headers(false).reply();
-      call.body("{\"model\":\"" + QWEN + "\",\"prompt\":\"" + "x".repeat(200) + "\"}", true);
+      call.body("{\"prompt\":\"" + "x".repeat(200) + "\",\"model\":\"" + QWEN + "\"}", true);
       immediate(call.reply(), 413, "request_too_large");
+    }
+
+    @Test
+    void bodyOverTheCap_routes_whenTheModelComesWithinTheCap() throws Exception {
+      start(policy(false, true, false, 100, Duration.ofSeconds(60)), 1 << 20);
+      ExtProcCall call = buffered();
+      call.headers(false).reply();
+      call.body("{\"model\":\"" + QWEN + "\",\"prompt\":\"" + "x".repeat(200) + "\"}", true);
+      assertRoutes(call.reply().getRequestBody().getResponse(), QWEN, QWEN);
     }
 
     @Test

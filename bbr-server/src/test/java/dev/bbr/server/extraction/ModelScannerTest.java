@@ -17,7 +17,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 class ModelScannerTest {
-  private static final JsonFactory JSON = ModelScanner.newFactory(32 << 20);
+  private static final JsonFactory JSON = ModelScanner.newFactory();
 
   /** Bodies with the model each must yield, split at every byte in {@link #splitAnywhere}. */
   static Stream<Arguments> samples() {
@@ -60,6 +60,20 @@ class ModelScannerTest {
     scanner.end();
     assertThat(scanner.model()).isEqualTo(expected);
     assertThat(scanner.decided()).isTrue();
+  }
+
+  @Test
+  void decisionOffset_isTheSameWhereverTheBodyIsSplit() throws BodyException {
+    byte[] body = "{\"messages\":[{\"content\":\"é\"}], \"model\": \"m\", \"n\": 1}"
+        .getBytes(StandardCharsets.UTF_8);
+    // Jackson points at the first byte inside the quotes; é takes 2 bytes for its 1 char.
+    long expected = new String(body, StandardCharsets.UTF_8).indexOf("\"m\"") + 2;
+    for (int at = 0; at <= body.length; at++) {
+      ModelScanner scanner = new ModelScanner(JSON);
+      scanner.feed(ByteString.copyFrom(body, 0, at));
+      scanner.feed(ByteString.copyFrom(body, at, body.length - at));
+      assertThat(scanner.decisionOffset()).as("split at %d", at).isEqualTo(expected);
+    }
   }
 
   @Test
