@@ -13,6 +13,9 @@ public interface AllowlistSource extends AutoCloseable {
   /** Returns true once the first full set has been published. */
   boolean hasSynced();
 
+  /** Returns the source's current state; cheap, callable from any thread. */
+  SourceStatus status();
+
   /** Stops the source; idempotent. */
   @Override
   void close();

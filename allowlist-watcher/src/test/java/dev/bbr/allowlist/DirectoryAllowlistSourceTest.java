@@ -264,7 +264,7 @@ class DirectoryAllowlistSourceTest {
 
   @Test
   void load_returnsTheMappingsOfTheShippedExamples() throws Exception {
-    assertThat(new DirectoryAllowlistSource(EXAMPLES, holder).load())
+    assertThat(new DirectoryAllowlistSource(EXAMPLES, holder).load(new java.util.ArrayList<>()))
         .extracting(ModelMapping::baseModel)
         .containsExactlyInAnyOrder(QWEN, PHI);
   }
@@ -327,5 +327,101 @@ class DirectoryAllowlistSourceTest {
         """);
     Allowlist allowlist = startAndGet(new DirectoryAllowlistSource(dir, holder), holder);
     assertThat(allowlist.baseModels()).containsExactlyInAnyOrder(QWEN, PHI);
+  }
+
+  private static String configMap(String name, String baseModel, String... adapters) {
+    StringBuilder yaml = new StringBuilder("""
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: %s
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: "%s"
+          adapters: |
+        """.formatted(name, baseModel));
+    for (String adapter : adapters) {
+      yaml.append("    - ").append(adapter).append('\n');
+    }
+    return yaml.toString();
+  }
+
+  @Test
+  void status_listsInvalidEntries_andTheSync() throws Exception {
+    write("ok.yaml", configMap("qwen", QWEN));
+    write("bad.yaml", """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: no-base
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          adapters: "- x"
+        """);
+    DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder);
+    assertThat(source.status().synced()).isFalse();
+    try (source) {
+      startAndGet(source, holder);
+      SourceStatus status = source.status();
+      assertThat(status.synced()).isTrue();
+      assertThat(status.watching()).isTrue();
+      assertThat(status.lastSync()).isNotNull();
+      assertThat(status.invalid()).singleElement().satisfies(invalid -> {
+        assertThat(invalid.source()).isEqualTo("default/no-base (bad.yaml)");
+        assertThat(invalid.reason()).contains("baseModel");
+      });
+    }
+  }
+
+  @Test
+  void edits_applyWithoutARestart() throws Exception {
+    write("qwen.yaml", configMap("qwen", QWEN, "lora-a"));
+    try (DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder)) {
+      startAndGet(source, holder);
+      assertThat(holder.get().baseModelOf("lora-a")).isEqualTo(QWEN);
+
+      write("phi.yaml", configMap("phi", PHI, "lora-b"));
+      awaitUntil(() -> PHI.equals(holder.get().baseModelOf("lora-b")));
+
+      write("qwen.yaml", configMap("qwen", QWEN, "lora-c"));
+      awaitUntil(() -> holder.get().baseModelOf("lora-a") == null
+          && QWEN.equals(holder.get().baseModelOf("lora-c")));
+
+      Files.delete(dir.resolve("phi.yaml"));
+      awaitUntil(() -> holder.get().baseModelOf(PHI) == null);
+      assertThat(holder.get().baseModels()).containsExactly(QWEN);
+    }
+  }
+
+  @Test
+  void kubernetesVolumeUpdate_bySymlinkSwap_applies() throws Exception {
+    // How the kubelet updates a mounted ConfigMap: new files in a fresh directory, then one
+    // atomic rename of the ..data symlink; the visible names are links through ..data.
+    Path v1 = Files.createDirectory(dir.resolve("..2026_v1"));
+    Files.writeString(v1.resolve("qwen.yaml"), configMap("qwen", QWEN, "lora-a"));
+    Files.createSymbolicLink(dir.resolve("..data"), v1.getFileName());
+    Files.createSymbolicLink(dir.resolve("qwen.yaml"), Path.of("..data/qwen.yaml"));
+    try (DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder)) {
+      startAndGet(source, holder);
+      assertThat(holder.get().baseModelOf("lora-a")).isEqualTo(QWEN);
+
+      Path v2 = Files.createDirectory(dir.resolve("..2026_v2"));
+      Files.writeString(v2.resolve("qwen.yaml"), configMap("qwen", QWEN, "lora-b"));
+      Files.createSymbolicLink(dir.resolve("..data_tmp"), v2.getFileName());
+      Files.move(dir.resolve("..data_tmp"), dir.resolve("..data"),
+          java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      awaitUntil(() -> QWEN.equals(holder.get().baseModelOf("lora-b")));
+      assertThat(holder.get().baseModelOf("lora-a")).isNull();
+    }
+  }
+
+  private static void awaitUntil(java.util.function.BooleanSupplier condition) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (!condition.getAsBoolean()) {
+      assertThat(System.nanoTime()).as("condition within 10 s").isLessThan(deadline);
+      Thread.sleep(20);
+    }
   }
 }

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.bbr.allowlist.AllowlistHolder;
 import dev.bbr.allowlist.AllowlistSource;
 import dev.bbr.allowlist.DirectoryAllowlistSource;
+import dev.bbr.allowlist.SourceStatus;
 import dev.bbr.server.config.BbrOptions;
 import dev.bbr.server.testing.ExtProcCall;
 import dev.bbr.server.tls.SelfSignedCertificates;
@@ -303,6 +304,11 @@ class BbrAppTest {
     @Override
     public boolean hasSynced() {
       return firstSync.isDone() && !firstSync.isCompletedExceptionally();
+    }
+
+    @Override
+    public SourceStatus status() {
+      return new SourceStatus("a test source", hasSynced(), true, null, List.of());
     }
 
     @Override
