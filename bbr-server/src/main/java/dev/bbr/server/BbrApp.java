@@ -3,10 +3,13 @@ package dev.bbr.server;
 import dev.bbr.allowlist.AllowlistHolder;
 import dev.bbr.allowlist.AllowlistSource;
 import dev.bbr.allowlist.DirectoryAllowlistSource;
+import dev.bbr.allowlist.kube.KubernetesAllowlistSource;
+import dev.bbr.server.config.AllowlistSourceConfig;
 import dev.bbr.server.config.BbrOptions;
 import dev.bbr.server.extproc.BodyBudget;
 import dev.bbr.server.extproc.ExtProcService;
 import dev.bbr.server.extproc.RoutingPolicy;
+import dev.bbr.server.metrics.AllowlistMetrics;
 import dev.bbr.server.metrics.BuildInfo;
 import dev.bbr.server.metrics.MetricsServer;
 import dev.bbr.server.metrics.RouterMetrics;
@@ -14,6 +17,7 @@ import dev.bbr.server.tls.ReloadingKeyManager;
 import dev.bbr.server.tls.SelfSignedCertificates;
 import dev.bbr.server.tls.ServerIdentity;
 import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
+import io.fabric8.kubernetes.client.KubernetesClient;
 import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
@@ -33,8 +37,12 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -56,6 +64,8 @@ public final class BbrApp implements AutoCloseable {
 
   private final BbrOptions options;
   private final AtomicBoolean closed = new AtomicBoolean();
+  /** Closed last, after everything that uses them. */
+  private final List<AutoCloseable> ownedResources = new CopyOnWriteArrayList<>();
   private final CompletableFuture<Void> loaded = new CompletableFuture<>();
   private final ScheduledThreadPoolExecutor timer;
   private final PrometheusMeterRegistry registry;
@@ -87,9 +97,12 @@ public final class BbrApp implements AutoCloseable {
     new UptimeMetrics().bindTo(registry);
 
     AllowlistHolder allowlist = new AllowlistHolder();
+    allowlistSource = sources.apply(allowlist);
     BodyBudget budget = new BodyBudget(options.maxBufferedBytesTotal());
-    RouterMetrics metrics = new RouterMetrics(registry, BuildInfo.fromManifest(), budget, allowlist);
-    metricsServer = MetricsServer.start(options.metricsPort(), registry);
+    RouterMetrics metrics = new RouterMetrics(registry, BuildInfo.fromManifest(), budget);
+    AllowlistMetrics.bind(registry, allowlist, allowlistSource::status, Clock.systemUTC(), Instant.now());
+    metricsServer = MetricsServer.start(
+        options.metricsPort(), registry, allowlist, allowlistSource::status);
 
     health = new HealthStatusManager();
     health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.NOT_SERVING);
@@ -129,13 +142,21 @@ public final class BbrApp implements AutoCloseable {
       keyManager = null;
     }
     extProcServer = extProc.build().start();
-
-    allowlistSource = sources.apply(allowlist);
   }
 
   /** Starts the router with the allowlist source the options name. */
   public static BbrApp start(BbrOptions options) throws IOException {
-    return start(options, holder -> new DirectoryAllowlistSource(options.allowlistDir(), holder));
+    AllowlistSourceConfig source = options.allowlist();
+    logger.info("allowlist source: {}", source.describe());
+    if (!source.kubernetes()) {
+      return start(options, holder -> new DirectoryAllowlistSource(source.directory(), holder));
+    }
+    KubernetesClient client = KubernetesClients.create(source);
+    String namespace = KubernetesClients.namespace(source, client);
+    BbrApp app = start(options, holder ->
+        new KubernetesAllowlistSource(client, namespace, source.configMapLabels(), holder));
+    app.ownedResources.add(client);
+    return app;
   }
 
   /**
@@ -227,6 +248,13 @@ public final class BbrApp implements AutoCloseable {
       keyManager.stopWatching();
     }
     allowlistSource.close();
+    for (AutoCloseable resource : ownedResources) {
+      try {
+        resource.close();
+      } catch (Exception e) {
+        logger.warn("closing {} failed", resource.getClass().getSimpleName(), e);
+      }
+    }
     healthServer.shutdownNow();
     metricsServer.close();
     gcMetrics.close();

@@ -266,7 +266,35 @@ class BbrAppTest {
         .contains("bbr_requests_total{mode=\"full_duplex_streamed\",outcome=\"unknown_model\"} 1.0")
         .contains("bbr_routed_total{base_model=\"" + QWEN + "\"} 1.0")
         .contains("bbr_allowlist_adapters 3.0")
+        .contains("bbr_allowlist_synced 1.0")
+        .contains("bbr_allowlist_watching 1.0")
+        .contains("bbr_allowlist_invalid_configmaps 0.0")
+        .contains("bbr_allowlist_last_sync_age_seconds ")
         .contains("bbr_plugin_duration_seconds_bucket{extension_point=\"request\"");
+  }
+
+  @Test
+  void debugAllowlist_showsEveryRoutableName_andItsSource() throws Exception {
+    BbrApp app = startFromExamples("--secure-serving=false");
+    HttpResponse<String> response = HttpClient.newHttpClient().send(
+        HttpRequest.newBuilder(URI.create(
+            "http://127.0.0.1:" + app.metricsPort() + "/debug/allowlist")).build(),
+        HttpResponse.BodyHandlers.ofString());
+    assertThat(response.statusCode()).isEqualTo(200);
+    assertThat(response.headers().firstValue("content-type")).hasValue("application/json");
+    com.fasterxml.jackson.databind.JsonNode view =
+        new com.fasterxml.jackson.databind.ObjectMapper().readTree(response.body());
+    assertThat(view.path("source").path("synced").asBoolean()).isTrue();
+    assertThat(view.path("source").path("description").asText()).contains("allowlist");
+    assertThat(view.path("baseModelCount").asInt()).isEqualTo(2);
+    assertThat(view.path("adapterCount").asInt()).isEqualTo(3);
+    assertThat(view.path("baseModels").get(0).path("name").asText()).isEqualTo(QWEN);
+    assertThat(view.path("baseModels").get(0).path("adapters").toString())
+        .isEqualTo("[\"qwen-food-review\",\"qwen-sql-lora\"]");
+    assertThat(view.path("baseModels").get(0).path("sources").get(0).asText())
+        .isEqualTo("default/qwen-allowlist");
+    assertThat(view.path("conflicts").isArray()).isTrue();
+    assertThat(view.path("invalidConfigMaps").isArray()).isTrue();
   }
 
   private static void writePem(Path dir, ServerIdentity identity) throws IOException {

@@ -28,7 +28,7 @@ import java.util.regex.Pattern;
  * @param certPath a directory holding {@code tls.crt} and {@code tls.key}, or null for a
  *     self-signed certificate made at start
  * @param verbosity upstream's {@code -v} level
- * @param allowlistDir a directory of ConfigMap manifests, or null
+ * @param allowlist where the allowlist comes from
  * @param rejectUnknownModel 404 for a model not in the allowlist (false: upstream's empty header)
  * @param rejectMissingModel 400 for a body without a model (false: pass through)
  * @param maxBufferedBytes the most body bytes held per request before its model is known
@@ -44,7 +44,7 @@ public record BbrOptions(
     boolean secureServing,
     Path certPath,
     int verbosity,
-    Path allowlistDir,
+    AllowlistSourceConfig allowlist,
     boolean rejectUnknownModel,
     boolean rejectMissingModel,
     long maxBufferedBytes,
@@ -88,22 +88,63 @@ public record BbrOptions(
       throw new InvalidOptionsException("--cert-path: " + certPath
           + " (expected: a directory holding tls.crt and tls.key)");
     }
-    if (allowlistDir == null) {
+    checkAllowlist(allowlist);
+  }
+
+  /** Returns the allowlist directory, or null when the allowlist comes from a cluster. */
+  public Path allowlistDir() {
+    return allowlist.directory();
+  }
+
+  private static void checkAllowlist(AllowlistSourceConfig a) {
+    if (a.directory() != null && !Files.isDirectory(a.directory())) {
       throw new InvalidOptionsException(
-          "no allowlist source (expected: --allowlist-dir DIR with ConfigMap manifests)");
+          "--allowlist-dir: " + a.directory() + " (expected: an existing directory)");
     }
-    if (!Files.isDirectory(allowlistDir)) {
+    if (a.directory() != null && a.kubeconfig() != null) {
+      throw new InvalidOptionsException("--allowlist-dir and --kubeconfig: both given "
+          + "(expected: one allowlist source, files or a cluster)");
+    }
+    if (a.kubeconfig() != null && !Files.isRegularFile(a.kubeconfig())) {
       throw new InvalidOptionsException(
-          "--allowlist-dir: " + allowlistDir + " (expected: an existing directory)");
+          "--kubeconfig: " + a.kubeconfig() + " (expected: an existing file)");
+    }
+    if (a.allNamespaces() && a.namespace() != null) {
+      throw new InvalidOptionsException("--namespace: " + a.namespace()
+          + " (expected: not with --all-namespaces)");
+    }
+    if (a.configMapLabels().isEmpty()) {
+      throw new InvalidOptionsException("--configmap-label: none (expected: at least one)");
+    }
+    for (String label : a.configMapLabels()) {
+      if (!LABEL_SELECTOR.matcher(label).matches()) {
+        throw new InvalidOptionsException("--configmap-label: " + label
+            + " (expected: key=value, e.g. " + AllowlistSourceConfig.DEFAULT_LABEL + ")");
+      }
     }
   }
+
+  /** A Kubernetes label {@code [prefix/]name=value}. */
+  private static final Pattern LABEL_SELECTOR = Pattern.compile(
+      "([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+          + "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+          + "=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?");
 
   /** Parses {@code args}; accepts {@code --flag value} and {@code --flag=value}. */
   public static BbrOptions parse(String... args) {
-    return fromValues(values(args));
+    return parse(System.getenv(), args);
   }
 
-  /** Returns each flag given with its value, checking only names and repetitions. */
+  /**
+   * Parses {@code args} in the environment {@code env}: {@code NAMESPACE} is the default
+   * namespace (the upstream chart sets it), and {@code KUBERNETES_SERVICE_HOST} says the router
+   * runs in a cluster.
+   */
+  public static BbrOptions parse(Map<String, String> env, String... args) {
+    return fromValues(values(args), env);
+  }
+
+  /** Returns each flag given with its value (values of repeatable flags joined by a newline). */
   private static Map<String, String> values(String... args) {
     Map<String, String> values = new LinkedHashMap<>();
     Set<String> seen = new HashSet<>();
@@ -119,7 +160,7 @@ public record BbrOptions(
       if (flag == null) {
         throw new InvalidOptionsException("unknown flag: " + arg + " (see --help)");
       }
-      if (!seen.add(flag.name)) {
+      if (!seen.add(flag.name) && !flag.repeatable) {
         throw new InvalidOptionsException(display(flag.name) + " given twice");
       }
       String value;
@@ -134,7 +175,7 @@ public record BbrOptions(
       } else {
         throw new InvalidOptionsException(display(flag.name) + ": missing value");
       }
-      values.put(flag.name, value);
+      values.merge(flag.name, value, (earlier, later) -> earlier + "\n" + later);
     }
     return values;
   }
@@ -143,7 +184,7 @@ public record BbrOptions(
     return (flag.length() == 1 ? "-" : "--") + flag;
   }
 
-  private static BbrOptions fromValues(Map<String, String> v) {
+  private static BbrOptions fromValues(Map<String, String> v, Map<String, String> env) {
     String unknownModel = v.getOrDefault("unknown-model", "reject");
     String missingModel = v.getOrDefault("missing-model", "passthrough");
     long maxBuffered = bytes(v, "max-buffered-bytes", DEFAULT_MAX_BUFFERED_BYTES);
@@ -156,13 +197,33 @@ public record BbrOptions(
         bool(v, "secure-serving", true),
         path(v, "cert-path"),
         integer(v, "v", 0),
-        path(v, "allowlist-dir"),
+        allowlist(v, env),
         choice(v, "unknown-model", unknownModel, "reject", "passthrough").equals("reject"),
         choice(v, "missing-model", missingModel, "passthrough", "reject").equals("reject"),
         maxBuffered,
         bytes(v, "max-buffered-bytes-total", defaultTotal),
         duration(v, "body-timeout", DEFAULT_BODY_TIMEOUT),
         duration(v, "drain-timeout", DEFAULT_DRAIN_TIMEOUT));
+  }
+
+  private static AllowlistSourceConfig allowlist(Map<String, String> v, Map<String, String> env) {
+    Path directory = path(v, "allowlist-dir");
+    Path kubeconfig = path(v, "kubeconfig");
+    boolean inCluster = env.get("KUBERNETES_SERVICE_HOST") != null;
+    if (directory == null && kubeconfig == null && !inCluster) {
+      throw new InvalidOptionsException("no allowlist source (expected: --allowlist-dir DIR, "
+          + "--kubeconfig FILE, or running in a cluster)");
+    }
+    boolean allNamespaces = bool(v, "all-namespaces", false);
+    String namespace = v.get("namespace");
+    if (namespace == null && !allNamespaces) {
+      String fromEnv = env.get("NAMESPACE");
+      namespace = fromEnv == null || fromEnv.isBlank() ? null : fromEnv.trim();
+    }
+    List<String> labels = v.containsKey("configmap-label")
+        ? List.of(v.get("configmap-label").split("\n"))
+        : List.of(AllowlistSourceConfig.DEFAULT_LABEL);
+    return new AllowlistSourceConfig(directory, kubeconfig, namespace, allNamespaces, labels);
   }
 
   /** Returns the flags as {@code --help} prints them. */
@@ -200,7 +261,16 @@ public record BbrOptions(
     CERT_PATH("cert-path", "DIR",
         "directory with tls.crt and tls.key, reloaded on change (default: self-signed at start)"),
     VERBOSITY("v", "N", "log verbosity as upstream: 0-3 info, 4 debug (one line per request), 5+ trace"),
-    ALLOWLIST_DIR("allowlist-dir", "DIR", "directory of bbr-managed ConfigMap manifests (*.yaml, *.yml)"),
+    ALLOWLIST_DIR("allowlist-dir", "DIR",
+        "read the allowlist from ConfigMap manifests (*.yaml, *.yml) in DIR, reloaded on change"),
+    KUBECONFIG("kubeconfig", "FILE",
+        "watch ConfigMaps with this kubeconfig (default in a cluster: the pod's service account)"),
+    NAMESPACE("namespace", "NS", "namespace whose ConfigMaps are watched (default: $NAMESPACE, "
+        + "else the pod's or the kubeconfig context's)"),
+    ALL_NAMESPACES("all-namespaces", null, "watch ConfigMaps in every namespace (needs a ClusterRole)"),
+    CONFIGMAP_LABEL("configmap-label", "KEY=VALUE",
+        "repeatable; ConfigMaps with any of these labels are allowlist entries; given, it replaces "
+            + "the default inference.networking.k8s.io/bbr-managed=true (list it too to keep it)"),
     UNKNOWN_MODEL("unknown-model", "reject|passthrough",
         "model not in the allowlist: 404 (default) or upstream's empty base-model header"),
     MISSING_MODEL("missing-model", "passthrough|reject",
@@ -222,12 +292,14 @@ public record BbrOptions(
     final String arg;
     final String help;
     final boolean isBoolean;
+    final boolean repeatable;
 
     Flag(String name, String arg, String help) {
       this.name = name;
       this.arg = arg;
       this.help = help;
       this.isBoolean = arg == null;
+      this.repeatable = "configmap-label".equals(name);
     }
 
     static Flag named(String name) {

@@ -2,15 +2,19 @@ package dev.bbr.server.metrics;
 
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import dev.bbr.allowlist.Allowlist;
+import dev.bbr.allowlist.SourceStatus;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.time.Instant;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.function.Supplier;
 
-/** Serves {@code GET /metrics} (Prometheus text format) over plain HTTP with the JDK's server. */
+/** The metrics port: {@code GET /metrics} (Prometheus text format) and {@code GET /debug/allowlist}. */
 public final class MetricsServer implements AutoCloseable {
   private static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -22,10 +26,20 @@ public final class MetricsServer implements AutoCloseable {
     this.executor = executor;
   }
 
-  /** Binds {@code port} on all interfaces and starts serving. */
-  public static MetricsServer start(int port, PrometheusMeterRegistry registry) throws IOException {
+  /**
+   * Binds {@code port} on all interfaces and serves {@code /metrics} and, read-only, {@code
+   * /debug/allowlist}.
+   */
+  public static MetricsServer start(
+      int port,
+      PrometheusMeterRegistry registry,
+      Supplier<Allowlist> allowlist,
+      Supplier<SourceStatus> status)
+      throws IOException {
     HttpServer server = HttpServer.create(new InetSocketAddress(port), 16);
     server.createContext("/metrics", exchange -> scrape(exchange, registry));
+    server.createContext("/debug/allowlist", exchange -> respond(exchange, "application/json",
+        () -> AllowlistDebugView.render(allowlist.get(), status.get(), Instant.now())));
     server.createContext("/", MetricsServer::notFound);
     // One thread: scrapes are rare and must never compete with the request path.
     ExecutorService executor = Executors.newSingleThreadExecutor(r -> {
@@ -45,16 +59,21 @@ public final class MetricsServer implements AutoCloseable {
 
   private static void scrape(HttpExchange exchange, PrometheusMeterRegistry registry)
       throws IOException {
+    respond(exchange, CONTENT_TYPE, () -> registry.scrape().getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static void respond(HttpExchange exchange, String contentType, Supplier<byte[]> body)
+      throws IOException {
     try (exchange) {
       if (!"GET".equals(exchange.getRequestMethod()) && !"HEAD".equals(exchange.getRequestMethod())) {
         exchange.sendResponseHeaders(405, -1);
         return;
       }
-      byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);
-      exchange.getResponseHeaders().set("Content-Type", CONTENT_TYPE);
-      exchange.sendResponseHeaders(200, body.length);
+      byte[] bytes = body.get();
+      exchange.getResponseHeaders().set("Content-Type", contentType);
+      exchange.sendResponseHeaders(200, bytes.length);
       try (OutputStream out = exchange.getResponseBody()) {
-        out.write(body);
+        out.write(bytes);
       }
     }
   }

@@ -1,6 +1,5 @@
 package dev.bbr.server.metrics;
 
-import dev.bbr.allowlist.Allowlist;
 import dev.bbr.server.extproc.BodyBudget;
 import dev.bbr.server.extproc.BodyMode;
 import dev.bbr.server.extproc.Outcome;
@@ -17,7 +16,6 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Supplier;
 
 /**
  * The router's request metrics. Meters are created up front (or once per base model) so the
@@ -55,8 +53,7 @@ public final class RouterMetrics implements RouterEvents {
    *
    * @param build {@code commit} and {@code build_ref} for {@code bbr_info}
    */
-  public RouterMetrics(
-      MeterRegistry registry, BuildInfo build, BodyBudget budget, Supplier<Allowlist> allowlist) {
+  public RouterMetrics(MeterRegistry registry, BuildInfo build, BodyBudget budget) {
     this.registry = registry;
     Gauge.builder("bbr.info", () -> 1)
         .description("Build information of the body-based router")
@@ -111,15 +108,6 @@ public final class RouterMetrics implements RouterEvents {
     Gauge.builder("bbr.body.budget.capacity", budget, BodyBudget::capacity)
         .description("Body bytes that may be held across all streams")
         .baseUnit("bytes")
-        .register(registry);
-    Gauge.builder("bbr.allowlist.base.models", allowlist, a -> a.get().baseModels().size())
-        .description("Base models in the allowlist")
-        .register(registry);
-    Gauge.builder("bbr.allowlist.adapters", allowlist, a -> a.get().adapterCount())
-        .description("LoRA adapters in the allowlist")
-        .register(registry);
-    Gauge.builder("bbr.allowlist.conflicts", allowlist, a -> a.get().conflicts().size())
-        .description("Names the allowlist sources map to more than one base model")
         .register(registry);
   }
 

@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -79,7 +80,7 @@ class BbrOptionsTest {
         "--drain-timeout", "2m");
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4,
-        allowlistDir, false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
+        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
   }
 
   @Test
@@ -101,7 +102,7 @@ class BbrOptionsTest {
         "--drain-timeout=2m");
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4,
-        allowlistDir, false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
+        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
   }
 
   @Test
@@ -275,8 +276,8 @@ class BbrOptionsTest {
   }
 
   @Test
-  void allowlistDir_isRequired() {
-    assertThatThrownBy(() -> BbrOptions.parse("--grpc-port", "9004"))
+  void allowlistSource_isRequired_outsideACluster() {
+    assertThatThrownBy(() -> BbrOptions.parse(Map.of(), "--grpc-port", "9004"))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageContaining("--allowlist-dir");
   }
@@ -412,9 +413,13 @@ class BbrOptionsTest {
         "--max-buffered-bytes BYTES",
         "--max-buffered-bytes-total BYTES",
         "--body-timeout DURATION",
-        "--drain-timeout DURATION");
+        "--drain-timeout DURATION",
+        "--kubeconfig FILE",
+        "--namespace NS",
+        "--all-namespaces ",
+        "--configmap-label KEY=VALUE");
     assertThat(usage).contains("(default 9004)", "(default 9005)", "(default 9090)", "(default true)");
-    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(14);
+    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(18);
   }
 
   @Test
@@ -424,16 +429,18 @@ class BbrOptionsTest {
 
   @Test
   void constructor_refusesInvalidValues_likeTheParser() {
-    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, allowlistDir,
-        true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1)))
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0,
+        AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1)))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-buffered-bytes: 0");
-    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, null,
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0,
+        new AllowlistSourceConfig(allowlistDir, allowlistDir, null, false, List.of("a=b")),
         true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1)))
         .isInstanceOf(InvalidOptionsException.class)
-        .hasMessageContaining("--allowlist-dir");
-    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, allowlistDir,
-        true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(-1)))
+        .hasMessageContaining("--allowlist-dir and --kubeconfig");
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0,
+        AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
+        Duration.ofSeconds(-1)))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--drain-timeout: ");
   }
@@ -461,5 +468,60 @@ class BbrOptionsTest {
     assertThatThrownBy(() -> parse("-v", "1", "-v=2"))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessage("-v given twice");
+  }
+
+  @Test
+  void inACluster_theAllowlistComesFromConfigMaps_inTheNamespaceOfTheEnvironment() {
+    BbrOptions options = BbrOptions.parse(
+        Map.of("KUBERNETES_SERVICE_HOST", "10.0.0.1", "NAMESPACE", "llm"));
+    assertThat(options.allowlist().kubernetes()).isTrue();
+    assertThat(options.allowlist().namespace()).isEqualTo("llm");
+    assertThat(options.allowlist().configMapLabels())
+        .containsExactly("inference.networking.k8s.io/bbr-managed=true");
+    assertThat(options.allowlistDir()).isNull();
+  }
+
+  @Test
+  void namespaceFlag_winsOverTheEnvironment_andAllNamespacesIgnoresIt() throws Exception {
+    Map<String, String> env = Map.of("KUBERNETES_SERVICE_HOST", "10.0.0.1", "NAMESPACE", "llm");
+    assertThat(BbrOptions.parse(env, "--namespace", "models").allowlist().namespace())
+        .isEqualTo("models");
+    AllowlistSourceConfig all = BbrOptions.parse(env, "--all-namespaces").allowlist();
+    assertThat(all.allNamespaces()).isTrue();
+    assertThat(all.namespace()).isNull();
+    assertThatThrownBy(() -> BbrOptions.parse(env, "--all-namespaces", "--namespace", "x"))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessage("--namespace: x (expected: not with --all-namespaces)");
+  }
+
+  @Test
+  void configMapLabel_isRepeatable_andReplacesTheDefault() {
+    AllowlistSourceConfig config = BbrOptions.parse(Map.of("KUBERNETES_SERVICE_HOST", "h"),
+        "--configmap-label", "inference.llm-d.ai/ipp-managed=true",
+        "--configmap-label=inference.networking.k8s.io/bbr-managed=true").allowlist();
+    assertThat(config.configMapLabels()).containsExactly(
+        "inference.llm-d.ai/ipp-managed=true", "inference.networking.k8s.io/bbr-managed=true");
+  }
+
+  @ParameterizedTest
+  @CsvSource({"bbr-managed", "=true", "a b=c", "-bad=true", "x/=true", "k=v v"})
+  void configMapLabel_mustBeKeyEqualsValue(String label) {
+    assertThatThrownBy(() -> BbrOptions.parse(Map.of("KUBERNETES_SERVICE_HOST", "h"),
+        "--configmap-label", label))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--configmap-label: " + label + " (expected: key=value");
+  }
+
+  @Test
+  void kubeconfig_mustExist_andExcludesAllowlistDir() throws Exception {
+    Path kubeconfig = Files.writeString(tmp.resolve("config"), "apiVersion: v1\n");
+    assertThat(BbrOptions.parse(Map.of(), "--kubeconfig", kubeconfig.toString()).allowlist()
+        .kubeconfig()).isEqualTo(kubeconfig);
+    assertThatThrownBy(() -> BbrOptions.parse(Map.of(), "--kubeconfig", tmp.resolve("nope").toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--kubeconfig: ");
+    assertThatThrownBy(() -> parse("--kubeconfig", kubeconfig.toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageContaining("--allowlist-dir and --kubeconfig: both given");
   }
 }

@@ -1,0 +1,2 @@
+/** The allowlist source that watches labelled ConfigMaps through the Kubernetes API. */
+package dev.bbr.allowlist.kube;
