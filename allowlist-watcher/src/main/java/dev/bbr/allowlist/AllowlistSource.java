@@ -11,7 +11,9 @@ public interface AllowlistSource extends AutoCloseable {
   CompletionStage<Void> start();
 
   /** Returns true once the first full set has been published. */
-  boolean hasSynced();
+  default boolean hasSynced() {
+    return status().synced();
+  }
 
   /** Returns the source's current state; cheap, callable from any thread. */
   SourceStatus status();

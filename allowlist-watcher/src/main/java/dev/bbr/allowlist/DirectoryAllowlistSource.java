@@ -181,11 +181,6 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
   }
 
   @Override
-  public boolean hasSynced() {
-    return status.synced();
-  }
-
-  @Override
   public SourceStatus status() {
     return status;
   }

@@ -388,11 +388,6 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
   }
 
   @Override
-  public boolean hasSynced() {
-    return status.synced();
-  }
-
-  @Override
   public SourceStatus status() {
     return status;
   }
