@@ -14,7 +14,6 @@ jar=benchmarks/target/benchmarks.jar
 mkdir -p "$results"
 
 echo "== build"
-# -o: only what the local repository holds; drop it where the project was never built before.
 mvn -B -q -DskipTests package -pl benchmarks -am
 
 echo "== machine"
