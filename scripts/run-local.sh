@@ -20,7 +20,7 @@ trap cleanup EXIT INT TERM
 STUB=bbr-server/src/test/java/dev/bbr/server/testing/StubModelBackend.java
 java "$STUB" --port 8001 --pool qwen-pool >"$LOGS/qwen-pool.log" 2>&1 & pids+=($!)
 java "$STUB" --port 8002 --pool phi-pool >"$LOGS/phi-pool.log" 2>&1 & pids+=($!)
-java -jar bbr-server/target/bbr-server.jar --secure-serving=false --streaming \
+java -jar bbr-server/target/bbr-server.jar --secure-serving=false --streaming --log-format=text \
   --allowlist-dir deploy/examples/allowlist >"$LOGS/router.log" 2>&1 & pids+=($!)
 "$ENVOY" -c deploy/examples/local/envoy.yaml --concurrency 1 -l warning >"$LOGS/envoy.log" 2>&1 & pids+=($!)
 

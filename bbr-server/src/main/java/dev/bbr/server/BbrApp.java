@@ -27,6 +27,7 @@ import io.grpc.netty.shaded.io.netty.handler.ssl.SslContext;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslContextBuilder;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslProvider;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
@@ -138,6 +139,11 @@ public final class BbrApp implements AutoCloseable {
       }
       extProc.sslContext(sslContext(keyManager));
       logCertificate(keyManager.identity());
+      Gauge.builder("bbr.tls.certificate.expiry.timestamp", keyManager,
+              km -> km.identity().notAfter().getEpochSecond())
+          .description("When the TLS certificate served on the ext_proc port expires (Unix time)")
+          .baseUnit("seconds")
+          .register(registry);
     } else {
       keyManager = null;
     }

@@ -26,6 +26,8 @@ public final class Main {
       System.exit(2);
       return;
     }
+    // Before the first logger is created: logback.xml picks its appender from this property.
+    System.setProperty("bbr.log.format", options.jsonLogs() ? "JSON" : "TEXT");
     LogLevels.apply(options.verbosity());
     Logger logger = LoggerFactory.getLogger(Main.class);
     List<String> ignored = BbrOptions.ignoredFlags(args);

@@ -28,6 +28,7 @@ import java.util.regex.Pattern;
  * @param certPath a directory holding {@code tls.crt} and {@code tls.key}, or null for a
  *     self-signed certificate made at start
  * @param verbosity upstream's {@code -v} level
+ * @param jsonLogs JSON log lines (default) rather than text
  * @param allowlist where the allowlist comes from
  * @param rejectUnknownModel 404 for a model not in the allowlist (false: upstream's empty header)
  * @param rejectMissingModel 400 for a body without a model (false: pass through)
@@ -44,6 +45,7 @@ public record BbrOptions(
     boolean secureServing,
     Path certPath,
     int verbosity,
+    boolean jsonLogs,
     AllowlistSourceConfig allowlist,
     boolean rejectUnknownModel,
     boolean rejectMissingModel,
@@ -197,6 +199,7 @@ public record BbrOptions(
         bool(v, "secure-serving", true),
         path(v, "cert-path"),
         integer(v, "v", 0),
+        choice(v, "log-format", v.getOrDefault("log-format", "json"), "json", "text").equals("json"),
         allowlist(v, env),
         choice(v, "unknown-model", unknownModel, "reject", "passthrough").equals("reject"),
         choice(v, "missing-model", missingModel, "passthrough", "reject").equals("reject"),
@@ -261,6 +264,7 @@ public record BbrOptions(
     CERT_PATH("cert-path", "DIR",
         "directory with tls.crt and tls.key, reloaded on change (default: self-signed at start)"),
     VERBOSITY("v", "N", "log verbosity as upstream: 0-3 info, 4 debug (one line per request), 5+ trace"),
+    LOG_FORMAT("log-format", "json|text", "log lines as JSON objects (default) or human-readable text"),
     ALLOWLIST_DIR("allowlist-dir", "DIR",
         "read the allowlist from ConfigMap manifests (*.yaml, *.yml) in DIR, reloaded on change"),
     KUBECONFIG("kubeconfig", "FILE",

@@ -1,5 +1,7 @@
 package dev.bbr.server.extproc;
 
+import static net.logstash.logback.argument.StructuredArguments.kv;
+
 import com.google.protobuf.ByteString;
 import dev.bbr.server.extproc.ExtProcService.StreamContext;
 import dev.bbr.server.extraction.BodyException;
@@ -500,15 +502,19 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         last, mode == null ? BodyMode.NONE : mode, status, baseModel, decisionNanos, bufferedBytes,
         errorCode));
     if (last.failed() && last != Outcome.CANCELLED) {
-      // One line per refused request. The model is logged only once validated; never body bytes.
-      logger.info("[{}] request refused: outcome={} status={} model={} requestId={} mode={} "
-              + "bytesSeen={} decisionMicros={}",
-          id, last.label(), status, model == null ? "-" : model, requestId,
-          mode == null ? "-" : mode.label(), bufferedBytes,
-          decisionNanos < 0 ? -1 : decisionNanos / 1000);
+      // One line per refused request, with structured fields (JSON logs) that read as key=value
+      // in text logs. The model only once validated; never a body byte.
+      logger.info("[{}] request refused: {} {} {} {} {} {} {} {}", id,
+          kv("outcome", last.label()), kv("status", status),
+          kv("model", model == null ? "-" : model), kv("base_model", baseModel == null ? "-" : baseModel),
+          kv("request_id", requestId), kv("mode", mode == null ? "-" : mode.label()),
+          kv("bytes_seen", bufferedBytes),
+          kv("decision_micros", decisionNanos < 0 ? -1 : decisionNanos / 1000));
     } else if (logger.isDebugEnabled()) {
-      logger.debug("[{}] request {}: model={} baseModel={} requestId={} mode={} bytesBuffered={}",
-          id, last.label(), model, baseModel, requestId, mode, bufferedBytes);
+      logger.debug("[{}] request {}: {} {} {} {} {}", id, last.label(),
+          kv("model", model == null ? "-" : model), kv("base_model", baseModel == null ? "-" : baseModel),
+          kv("request_id", requestId), kv("mode", mode == null ? "-" : mode.label()),
+          kv("bytes_buffered", bufferedBytes));
     }
   }
 

@@ -5,8 +5,10 @@ import com.sun.net.httpserver.HttpServer;
 import dev.bbr.allowlist.Allowlist;
 import dev.bbr.allowlist.SourceStatus;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
@@ -17,6 +19,9 @@ import java.util.function.Supplier;
 /** The metrics port: {@code GET /metrics} (Prometheus text format) and {@code GET /debug/allowlist}. */
 public final class MetricsServer implements AutoCloseable {
   private static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+  private static final String PROTOBUF = "application/vnd.google.protobuf";
+  static final String PROTOBUF_CONTENT_TYPE =
+      PROTOBUF + "; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
   private final HttpServer server;
   private final ExecutorService executor;
@@ -59,6 +64,20 @@ public final class MetricsServer implements AutoCloseable {
 
   private static void scrape(HttpExchange exchange, PrometheusMeterRegistry registry)
       throws IOException {
+    String accept = exchange.getRequestHeaders().getFirst("Accept");
+    if (accept != null && accept.contains(PROTOBUF)) {
+      // Prometheus asks for the protobuf format when it scrapes native histograms.
+      respond(exchange, PROTOBUF_CONTENT_TYPE, () -> {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(16384);
+        try {
+          registry.scrape(out, PROTOBUF_CONTENT_TYPE);
+        } catch (IOException e) {
+          throw new UncheckedIOException(e); // writing to memory
+        }
+        return out.toByteArray();
+      });
+      return;
+    }
     respond(exchange, CONTENT_TYPE, () -> registry.scrape().getBytes(StandardCharsets.UTF_8));
   }
 

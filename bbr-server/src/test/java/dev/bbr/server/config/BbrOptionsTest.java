@@ -79,7 +79,7 @@ class BbrOptionsTest {
         "--body-timeout", "5s",
         "--drain-timeout", "2m");
 
-    assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4,
+    assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
   }
 
@@ -101,7 +101,7 @@ class BbrOptionsTest {
         "--body-timeout=5s",
         "--drain-timeout=2m");
 
-    assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4,
+    assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
   }
 
@@ -417,9 +417,10 @@ class BbrOptionsTest {
         "--kubeconfig FILE",
         "--namespace NS",
         "--all-namespaces ",
-        "--configmap-label KEY=VALUE");
+        "--configmap-label KEY=VALUE",
+        "--log-format json|text");
     assertThat(usage).contains("(default 9004)", "(default 9005)", "(default 9090)", "(default true)");
-    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(18);
+    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(19);
   }
 
   @Test
@@ -429,16 +430,16 @@ class BbrOptionsTest {
 
   @Test
   void constructor_refusesInvalidValues_likeTheParser() {
-    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0,
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1)))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-buffered-bytes: 0");
-    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0,
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         new AllowlistSourceConfig(allowlistDir, allowlistDir, null, false, List.of("a=b")),
         true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1)))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageContaining("--allowlist-dir and --kubeconfig");
-    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0,
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
         Duration.ofSeconds(-1)))
         .isInstanceOf(InvalidOptionsException.class)
@@ -523,5 +524,14 @@ class BbrOptionsTest {
     assertThatThrownBy(() -> parse("--kubeconfig", kubeconfig.toString()))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageContaining("--allowlist-dir and --kubeconfig: both given");
+  }
+
+  @Test
+  void logFormat_isJsonByDefault_andTextOnRequest() {
+    assertThat(parse().jsonLogs()).isTrue();
+    assertThat(parse("--log-format=text").jsonLogs()).isFalse();
+    assertThatThrownBy(() -> parse("--log-format", "yaml"))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessage("--log-format: yaml (expected: json or text)");
   }
 }
