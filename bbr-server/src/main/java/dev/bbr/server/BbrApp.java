@@ -44,6 +44,7 @@ import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -68,6 +69,7 @@ public final class BbrApp implements AutoCloseable {
   /** Closed last, after everything that uses them. */
   private final List<AutoCloseable> ownedResources = new CopyOnWriteArrayList<>();
   private final CompletableFuture<Void> loaded = new CompletableFuture<>();
+  private final CountDownLatch stopped = new CountDownLatch(1);
   private final ScheduledThreadPoolExecutor timer;
   private final PrometheusMeterRegistry registry;
   private final JvmGcMetrics gcMetrics;
@@ -226,9 +228,12 @@ public final class BbrApp implements AutoCloseable {
     return registry;
   }
 
-  /** Blocks until the ext_proc server has terminated. */
+  /**
+   * Blocks until {@link #close()} has finished. Waiting for the ext_proc server alone would let
+   * {@code main} return, and the JVM exit, while the rest of the shutdown is still running.
+   */
   public void awaitTermination() throws InterruptedException {
-    extProcServer.awaitTermination();
+    stopped.await();
   }
 
   /**
@@ -266,5 +271,6 @@ public final class BbrApp implements AutoCloseable {
     gcMetrics.close();
     timer.shutdownNow();
     logger.info("stopped");
+    stopped.countDown();
   }
 }
