@@ -182,7 +182,9 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
 
   @Override
   public SourceStatus status() {
-    return status;
+    SourceStatus s = status;
+    // While the directory is watched, what was loaded is current: nothing changed since.
+    return s.watching() ? new SourceStatus(s.description(), s.synced(), true, Instant.now(), s.invalid()) : s;
   }
 
   @Override

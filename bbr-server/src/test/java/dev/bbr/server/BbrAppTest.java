@@ -257,6 +257,7 @@ class BbrAppTest {
     assertThat(unknown.reply().getImmediateResponse().getStatus().getCodeValue()).isEqualTo(404);
     unknown.awaitClose();
 
+    System.gc(); // gauges must not lose their source to the collector
     String scrape = HttpClient.newHttpClient().send(
         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + app.metricsPort() + "/metrics")).build(),
         HttpResponse.BodyHandlers.ofString()).body();
