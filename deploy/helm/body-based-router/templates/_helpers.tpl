@@ -1,0 +1,144 @@
+{{/* Chart name. */}}
+{{- define "bbr.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Fully qualified name: the Service, Deployment, ServiceAccount and RBAC objects use it. */}}
+{{- define "bbr.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "bbr.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bbr.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bbr.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "bbr.labels" -}}
+helm.sh/chart: {{ include "bbr.chart" . }}
+{{ include "bbr.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: body-based-router
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "bbr.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "bbr.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "bbr.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* true when ext_proc serves TLS. */}}
+{{- define "bbr.tlsEnabled" -}}
+{{- if ne .Values.tls.mode "disabled" -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name of the Secret mounted at /etc/bbr/tls, or "" when none is mounted. */}}
+{{- define "bbr.tlsSecretName" -}}
+{{- if eq .Values.tls.mode "existingSecret" -}}
+{{- required "tls.existingSecret is required with tls.mode=existingSecret" .Values.tls.existingSecret -}}
+{{- else if eq .Values.tls.mode "certManager" -}}
+{{- printf "%s-tls" (include "bbr.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "bbr.certDir" -}}/etc/bbr/tls{{- end -}}
+
+{{/* The namespace whose ConfigMaps are watched (when not all namespaces). */}}
+{{- define "bbr.watchNamespace" -}}
+{{- default .Release.Namespace .Values.allowlist.namespace -}}
+{{- end -}}
+
+{{- define "bbr.gatewayNamespace" -}}
+{{- default .Release.Namespace .Values.inferenceGateway.namespace -}}
+{{- end -}}
+
+{{/* In-cluster DNS name of the router Service. */}}
+{{- define "bbr.serviceHost" -}}
+{{- printf "%s.%s.svc.cluster.local" (include "bbr.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "bbr.grpcAppProtocol" -}}
+{{- if .Values.service.grpcAppProtocol -}}
+{{- .Values.service.grpcAppProtocol -}}
+{{- else if include "bbr.tlsEnabled" . -}}
+HTTP2
+{{- else -}}
+kubernetes.io/h2c
+{{- end -}}
+{{- end -}}
+
+{{/*
+Object name for a model (ConfigMap and HTTPRoute): <fullname>-<model>, lowercased, every run of
+characters outside [a-z0-9] turned into '-'; when longer than 63 characters it is truncated and
+suffixed with 8 hex characters of the model name's SHA-256, so distinct long names stay distinct.
+Call with (dict "root" $ "model" $model).
+*/}}
+{{- define "bbr.modelObjectName" -}}
+{{- $root := .root -}}
+{{- $slug := regexReplaceAll "[^a-z0-9]+" (lower .model.name) "-" | trimAll "-" -}}
+{{- if not $slug -}}
+{{- $slug = printf "model-%s" (sha256sum .model.name | trunc 8) -}}
+{{- end -}}
+{{- $base := printf "%s-%s" (include "bbr.fullname" $root) $slug | trimSuffix "-" -}}
+{{- if gt (len $base) 63 -}}
+{{- printf "%s-%s" ($base | trunc 54 | trimSuffix "-") (sha256sum .model.name | trunc 8) -}}
+{{- else -}}
+{{- $base -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fails on settings the schema cannot express. */}}
+{{- define "bbr.validate" -}}
+{{- if and .Values.allNamespaces .Values.allowlist.namespace -}}
+{{- fail "allowlist.namespace and allNamespaces are exclusive (the router rejects --namespace with --all-namespaces)" -}}
+{{- end -}}
+{{- if not (dig "limits" "memory" "" .Values.resources) -}}
+{{- fail "resources.limits.memory is required: the JVM heap is sized from it (-XX:MaxRAMPercentage)" -}}
+{{- end -}}
+{{- if and (eq .Values.tls.mode "certManager") (not .Values.tls.certManager.issuerRef.name) -}}
+{{- fail "tls.certManager.issuerRef.name is required with tls.mode=certManager" -}}
+{{- end -}}
+{{- if and (has .Values.provider.istio.operation (list "INSERT_BEFORE" "INSERT_AFTER")) (not .Values.provider.istio.anchorSubFilter) (eq .Values.provider.name "istio") -}}
+{{- fail (printf "provider.istio.anchorSubFilter is required with provider.istio.operation=%s" .Values.provider.istio.operation) -}}
+{{- end -}}
+{{- if and (eq .Values.provider.name "envoy-gateway") (include "bbr.tlsEnabled" .) (not .Values.provider.envoyGateway.caCertificateRefs) -}}
+{{- fail "provider envoy-gateway with TLS needs provider.envoyGateway.caCertificateRefs (BackendTLSPolicy cannot skip verification): use tls.mode certManager or existingSecret with a CA ConfigMap, or tls.mode disabled" -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) -}}
+{{- fail "podDisruptionBudget: set only one of minAvailable and maxUnavailable (null the other)" -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- range .Values.models -}}
+{{- $n := include "bbr.modelObjectName" (dict "root" $ "model" .) -}}
+{{- if hasKey $seen $n -}}
+{{- fail (printf "models: %q and %q map to the same object name %s" (get $seen $n) .name $n) -}}
+{{- end -}}
+{{- $_ := set $seen $n .name -}}
+{{- end -}}
+{{- end -}}
