@@ -11,6 +11,7 @@ import dev.bbr.server.extproc.ExtProcService;
 import dev.bbr.server.extproc.RoutingPolicy;
 import dev.bbr.server.metrics.AllowlistMetrics;
 import dev.bbr.server.metrics.BuildInfo;
+import dev.bbr.server.metrics.JvmMetrics;
 import dev.bbr.server.metrics.MetricsServer;
 import dev.bbr.server.metrics.RouterMetrics;
 import dev.bbr.server.tls.ReloadingKeyManager;
@@ -28,12 +29,6 @@ import io.grpc.netty.shaded.io.netty.handler.ssl.SslContextBuilder;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslProvider;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.micrometer.core.instrument.Gauge;
-import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
-import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
-import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
-import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
-import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
-import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
@@ -72,7 +67,7 @@ public final class BbrApp implements AutoCloseable {
   private final CountDownLatch stopped = new CountDownLatch(1);
   private final ScheduledThreadPoolExecutor timer;
   private final PrometheusMeterRegistry registry;
-  private final JvmGcMetrics gcMetrics;
+  private final JvmMetrics jvmMetrics;
   private final MetricsServer metricsServer;
   private final HealthStatusManager health;
   private final Server healthServer;
@@ -91,13 +86,7 @@ public final class BbrApp implements AutoCloseable {
     timer.setRemoveOnCancelPolicy(true); // body deadlines are cancelled far more often than they fire
 
     registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    new ClassLoaderMetrics().bindTo(registry);
-    new JvmMemoryMetrics().bindTo(registry);
-    gcMetrics = new JvmGcMetrics();
-    gcMetrics.bindTo(registry);
-    new JvmThreadMetrics().bindTo(registry);
-    new ProcessorMetrics().bindTo(registry);
-    new UptimeMetrics().bindTo(registry);
+    jvmMetrics = JvmMetrics.bindTo(registry);
 
     AllowlistHolder allowlist = new AllowlistHolder();
     allowlistSource = sources.apply(allowlist);
@@ -268,7 +257,7 @@ public final class BbrApp implements AutoCloseable {
     }
     healthServer.shutdownNow();
     metricsServer.close();
-    gcMetrics.close();
+    jvmMetrics.close();
     timer.shutdownNow();
     logger.info("stopped");
     stopped.countDown();

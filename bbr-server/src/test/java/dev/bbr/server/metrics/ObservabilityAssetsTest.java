@@ -12,12 +12,6 @@ import dev.bbr.server.extproc.BodyMode;
 import dev.bbr.server.extproc.Outcome;
 import dev.bbr.server.extproc.RequestSummary;
 import io.micrometer.core.instrument.Gauge;
-import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
-import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
-import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
-import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
-import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
-import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
@@ -82,7 +76,7 @@ class ObservabilityAssetsTest {
   static Path allowlistDir;
 
   private static DirectoryAllowlistSource source;
-  private static JvmGcMetrics gcMetrics;
+  private static JvmMetrics jvmMetrics;
   private static String scrape;
   /** Family name (from {@code # TYPE}) to its type. */
   private static final Map<String, String> families = new HashMap<>();
@@ -107,13 +101,7 @@ class ObservabilityAssetsTest {
 
     // As BbrApp builds it.
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    new ClassLoaderMetrics().bindTo(registry);
-    new JvmMemoryMetrics().bindTo(registry);
-    gcMetrics = new JvmGcMetrics();
-    gcMetrics.bindTo(registry);
-    new JvmThreadMetrics().bindTo(registry);
-    new ProcessorMetrics().bindTo(registry);
-    new UptimeMetrics().bindTo(registry);
+    jvmMetrics = JvmMetrics.bindTo(registry);
     AllowlistHolder allowlist = new AllowlistHolder();
     source = new DirectoryAllowlistSource(allowlistDir, allowlist);
     BodyBudget budget = new BodyBudget(64L << 20);
@@ -162,8 +150,8 @@ class ObservabilityAssetsTest {
     if (source != null) {
       source.close();
     }
-    if (gcMetrics != null) {
-      gcMetrics.close();
+    if (jvmMetrics != null) {
+      jvmMetrics.close();
     }
   }
 
