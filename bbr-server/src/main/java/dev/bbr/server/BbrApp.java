@@ -36,8 +36,11 @@ import java.net.InetSocketAddress;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayDeque;
+import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
@@ -78,67 +81,83 @@ public final class BbrApp implements AutoCloseable {
   private BbrApp(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources)
       throws IOException {
     this.options = options;
-    timer = new ScheduledThreadPoolExecutor(1, r -> {
-      Thread t = new Thread(r, "bbr-timer");
-      t.setDaemon(true);
-      return t;
-    });
-    timer.setRemoveOnCancelPolicy(true); // body deadlines are cancelled far more often than they fire
+    // What has been started so far, undone in reverse if a later step fails (a port in use, an
+    // unreadable certificate): a failed start leaves no port bound and no thread running.
+    Deque<AutoCloseable> started = new ArrayDeque<>();
+    try {
+      timer = new ScheduledThreadPoolExecutor(1, r -> {
+        Thread t = new Thread(r, "bbr-timer");
+        t.setDaemon(true);
+        return t;
+      });
+      timer.setRemoveOnCancelPolicy(true); // body deadlines are cancelled far more often than they fire
+      started.push(timer::shutdownNow);
 
-    registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    jvmMetrics = JvmMetrics.bindTo(registry);
+      registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+      jvmMetrics = JvmMetrics.bindTo(registry);
+      started.push(jvmMetrics);
 
-    AllowlistHolder allowlist = new AllowlistHolder();
-    allowlistSource = sources.apply(allowlist);
-    BodyBudget budget = new BodyBudget(options.maxBufferedBytesTotal());
-    RouterMetrics metrics = new RouterMetrics(registry, BuildInfo.fromManifest(), budget);
-    AllowlistMetrics.bind(registry, allowlist, allowlistSource::status, Clock.systemUTC(), Instant.now());
-    metricsServer = MetricsServer.start(
-        options.metricsPort(), registry, allowlist, allowlistSource::status);
+      AllowlistHolder allowlist = new AllowlistHolder();
+      allowlistSource = sources.apply(allowlist);
+      started.push(allowlistSource);
+      BodyBudget budget = new BodyBudget(options.maxBufferedBytesTotal());
+      RouterMetrics metrics = new RouterMetrics(registry, BuildInfo.fromManifest(), budget);
+      AllowlistMetrics.bind(registry, allowlist, allowlistSource::status, Clock.systemUTC(), Instant.now());
+      metricsServer = MetricsServer.start(
+          options.metricsPort(), registry, allowlist, allowlistSource::status);
+      started.push(metricsServer);
 
-    health = new HealthStatusManager();
-    health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.NOT_SERVING);
-    health.setStatus(EXT_PROC_SERVICE, ServingStatus.NOT_SERVING);
-    // Plaintext on its own port: Kubernetes and GKE gRPC health checks cannot speak TLS.
-    healthServer = NettyServerBuilder.forAddress(new InetSocketAddress(options.healthPort()))
-        .addService(health.getHealthService())
-        .build()
-        .start();
+      health = new HealthStatusManager();
+      health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.NOT_SERVING);
+      health.setStatus(EXT_PROC_SERVICE, ServingStatus.NOT_SERVING);
+      // Plaintext on its own port: Kubernetes and GKE gRPC health checks cannot speak TLS.
+      healthServer = NettyServerBuilder.forAddress(new InetSocketAddress(options.healthPort()))
+          .addService(health.getHealthService())
+          .build()
+          .start();
+      started.push(() -> stopServer(healthServer));
 
-    RoutingPolicy policy = new RoutingPolicy(
-        options.streaming(),
-        options.rejectUnknownModel(),
-        options.rejectMissingModel(),
-        options.maxBufferedBytes(),
-        options.bodyTimeout());
-    ExtProcService service = new ExtProcService(allowlist, policy, budget, timer, metrics);
-    NettyServerBuilder extProc = NettyServerBuilder.forAddress(new InetSocketAddress(options.grpcPort()))
-        .addService(service)
-        // Stream callbacks never block (no I/O, no locks held across calls): run them on the
-        // event loop instead of paying a thread hand-off per message.
-        .directExecutor()
-        .maxInboundMessageSize((int) Math.min(Integer.MAX_VALUE,
-            options.maxBufferedBytes() + MESSAGE_HEADROOM_BYTES))
-        .permitKeepAliveTime(10, TimeUnit.SECONDS)
-        .permitKeepAliveWithoutCalls(true);
-    if (options.secureServing()) {
-      keyManager = options.certPath() == null
-          ? new ReloadingKeyManager(SelfSignedCertificates.create())
-          : ReloadingKeyManager.fromDirectory(options.certPath());
-      if (options.certPath() != null) {
-        keyManager.watch(options.certPath(), CERT_RELOAD_PERIOD, timer, identity -> { });
+      RoutingPolicy policy = new RoutingPolicy(
+          options.streaming(),
+          options.rejectUnknownModel(),
+          options.rejectMissingModel(),
+          options.maxBufferedBytes(),
+          options.bodyTimeout());
+      ExtProcService service = new ExtProcService(allowlist, policy, budget, timer, metrics);
+      NettyServerBuilder extProc = NettyServerBuilder.forAddress(new InetSocketAddress(options.grpcPort()))
+          .addService(service)
+          // Stream callbacks never block (no I/O, no locks held across calls): run them on the
+          // event loop instead of paying a thread hand-off per message.
+          .directExecutor()
+          .maxInboundMessageSize((int) Math.min(Integer.MAX_VALUE,
+              options.maxBufferedBytes() + MESSAGE_HEADROOM_BYTES))
+          .permitKeepAliveTime(10, TimeUnit.SECONDS)
+          .permitKeepAliveWithoutCalls(true);
+      if (options.secureServing()) {
+        keyManager = options.certPath() == null
+            ? new ReloadingKeyManager(SelfSignedCertificates.create())
+            : ReloadingKeyManager.fromDirectory(options.certPath());
+        if (options.certPath() != null) {
+          keyManager.watch(options.certPath(), CERT_RELOAD_PERIOD, timer, identity -> { });
+          started.push(keyManager::stopWatching);
+        }
+        extProc.sslContext(sslContext(keyManager));
+        logCertificate(keyManager.identity());
+        Gauge.builder("bbr.tls.certificate.expiry.timestamp", keyManager,
+                km -> km.identity().notAfter().getEpochSecond())
+            .description("When the TLS certificate served on the ext_proc port expires (Unix time)")
+            .baseUnit("seconds")
+            .register(registry);
+      } else {
+        keyManager = null;
       }
-      extProc.sslContext(sslContext(keyManager));
-      logCertificate(keyManager.identity());
-      Gauge.builder("bbr.tls.certificate.expiry.timestamp", keyManager,
-              km -> km.identity().notAfter().getEpochSecond())
-          .description("When the TLS certificate served on the ext_proc port expires (Unix time)")
-          .baseUnit("seconds")
-          .register(registry);
-    } else {
-      keyManager = null;
+      extProcServer = extProc.build().start();
+    } catch (IOException | RuntimeException e) {
+      while (!started.isEmpty()) {
+        closeQuietly("undoing start", started.pop());
+      }
+      throw e;
     }
-    extProcServer = extProc.build().start();
   }
 
   /** Starts the router with the allowlist source the options name. */
@@ -149,11 +168,16 @@ public final class BbrApp implements AutoCloseable {
       return start(options, holder -> new DirectoryAllowlistSource(source.directory(), holder));
     }
     KubernetesClient client = KubernetesClients.create(source);
-    String namespace = KubernetesClients.namespace(source, client);
-    BbrApp app = start(options, holder ->
-        new KubernetesAllowlistSource(client, namespace, source.configMapLabels(), holder));
-    app.ownedResources.add(client);
-    return app;
+    try {
+      String namespace = KubernetesClients.namespace(source, client);
+      BbrApp app = start(options, holder ->
+          new KubernetesAllowlistSource(client, namespace, source.configMapLabels(), holder));
+      app.ownedResources.add(client);
+      return app;
+    } catch (IOException | RuntimeException e) {
+      client.close();
+      throw e;
+    }
   }
 
   /**
@@ -166,10 +190,17 @@ public final class BbrApp implements AutoCloseable {
   public static BbrApp start(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources)
       throws IOException {
     BbrApp app = new BbrApp(options, sources);
+    CompletionStage<Void> firstSync;
+    try {
+      firstSync = app.allowlistSource.start();
+    } catch (RuntimeException e) {
+      app.close();
+      throw e;
+    }
     logger.info("ext_proc on :{} ({}, {}), health on :{}, metrics on :{}; loading the allowlist",
         app.extProcServer.getPort(), options.secureServing() ? "TLS, ALPN h2" : "plaintext h2c",
         Epoll.isAvailable() ? "epoll" : "nio", app.healthServer.getPort(), app.metricsServer.port());
-    app.allowlistSource.start().whenComplete((ignored, error) -> {
+    firstSync.whenComplete((ignored, error) -> {
       if (error != null) {
         app.loaded.completeExceptionally(error);
         return;
@@ -234,32 +265,49 @@ public final class BbrApp implements AutoCloseable {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    health.enterTerminalState(); // probes and Envoy's health checks fail first
-    extProcServer.shutdown(); // GOAWAY: no new streams; in-flight ones continue
     try {
-      if (!extProcServer.awaitTermination(options.drainTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
-        logger.warn("streams still open after --drain-timeout {}; cancelling them", options.drainTimeout());
+      health.enterTerminalState(); // probes and Envoy's health checks fail first
+      extProcServer.shutdown(); // GOAWAY: no new streams; in-flight ones continue
+      try {
+        if (!extProcServer.awaitTermination(options.drainTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
+          logger.warn("streams still open after --drain-timeout {}; cancelling them",
+              options.drainTimeout());
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
       }
+      // Each step runs even if an earlier one failed.
+      closeQuietly("ext_proc server", () -> stopServer(extProcServer));
+      if (keyManager != null) {
+        closeQuietly("certificate watch", keyManager::stopWatching);
+      }
+      closeQuietly("allowlist source", allowlistSource);
+      for (AutoCloseable resource : ownedResources) {
+        closeQuietly(resource.getClass().getSimpleName(), resource);
+      }
+      closeQuietly("health server", () -> stopServer(healthServer));
+      closeQuietly("metrics server", metricsServer);
+      closeQuietly("JVM metrics", jvmMetrics);
+      closeQuietly("timer", timer::shutdownNow);
+      logger.info("stopped");
+    } finally {
+      stopped.countDown();
+    }
+  }
+
+  /** Stops a gRPC server now and waits (bounded) until its port is released. */
+  private static void stopServer(Server server) throws InterruptedException {
+    server.shutdownNow();
+    server.awaitTermination(5, TimeUnit.SECONDS);
+  }
+
+  private static void closeQuietly(String what, AutoCloseable step) {
+    try {
+      step.close();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    } catch (Exception e) {
+      logger.warn("closing {} failed", what, e);
     }
-    extProcServer.shutdownNow();
-    if (keyManager != null) {
-      keyManager.stopWatching();
-    }
-    allowlistSource.close();
-    for (AutoCloseable resource : ownedResources) {
-      try {
-        resource.close();
-      } catch (Exception e) {
-        logger.warn("closing {} failed", resource.getClass().getSimpleName(), e);
-      }
-    }
-    healthServer.shutdownNow();
-    metricsServer.close();
-    jvmMetrics.close();
-    timer.shutdownNow();
-    logger.info("stopped");
-    stopped.countDown();
   }
 }

@@ -170,6 +170,21 @@ class BbrAppTest {
   }
 
   @Test
+  void failedStart_releasesEveryPortItHadBound() throws Exception {
+    int health = freePort();
+    int metrics = freePort();
+    try (ServerSocket taken = new ServerSocket(0)) {
+      assertThatThrownBy(() -> BbrApp.start(BbrOptions.parse(
+          "--grpc-port", String.valueOf(taken.getLocalPort()),
+          "--grpc-health-port", String.valueOf(health), "--metrics-port", String.valueOf(metrics),
+          "--allowlist-dir", EXAMPLES.toString(), "--secure-serving=false")))
+          .isInstanceOf(IOException.class);
+    }
+    new ServerSocket(health).close(); // would throw "address in use" if left bound
+    new ServerSocket(metrics).close();
+  }
+
+  @Test
   void routes_overPlaintextH2c() throws Exception {
     BbrApp app = startFromExamples("--secure-serving=false");
     assertRoutes(plaintext(app.extProcPort()));

@@ -22,6 +22,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BiFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -32,7 +33,9 @@ import org.slf4j.LoggerFactory;
  * it then carries the routing headers and {@code clear_route_cache}, the chunks held so far are
  * sent back, and later chunks pass straight through. In BUFFERED the headers are answered at once
  * and the route rides on the answer to the single body message. Every refusal is an Envoy local
- * reply decided before the request headers are released upstream.
+ * reply, decided before the request headers are released upstream, except a defect found after
+ * routing (a second top-level {@code model}, a truncated body): that one is refused before the
+ * chunk carrying it is forwarded, so the upstream never receives a complete body.
  *
  * <p>gRPC calls {@link #onNext}, {@link #onError} and {@link #onCompleted} serially; the body
  * deadline fires on a timer thread, so all state is guarded by {@link #lock}. Body bytes are held
@@ -43,6 +46,8 @@ import org.slf4j.LoggerFactory;
 final class RouterStream implements StreamObserver<ProcessingRequest> {
   private static final Logger logger = LoggerFactory.getLogger(RouterStream.class);
   private static final int MAX_REQUEST_ID_CHARS = 128;
+  /** Budget bytes charged per body byte held: the chunk plus Jackson's UTF-16 string copy. */
+  static final int HOLD_COST = 3;
 
   private enum Phase {
     /** Nothing but a protocol config may have arrived. */
@@ -69,6 +74,9 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private ModelScanner scanner;
   private final ArrayDeque<ByteString> held = new ArrayDeque<>(4);
   private long budgetBytes;
+  /** Replayed bytes still in gRPC's outgoing buffer: their budget is returned once it drains. */
+  private boolean budgetAwaitsFlush;
+  private boolean responseBodyDone;
   private long bufferedBytes;
   private ScheduledFuture<?> deadline;
   private long headersNanos;
@@ -153,6 +161,9 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
 
   private void onReady() {
     synchronized (lock) {
+      if (budgetAwaitsFlush && out.isReady()) {
+        releaseBudget();
+      }
       if (wantMore && phase != Phase.DONE && out.isReady()) {
         wantMore = false;
         out.request(1);
@@ -289,14 +300,26 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
    */
   private void scan(ByteString chunk, boolean endOfStream, boolean bodyEnds) {
     bufferedBytes += chunk.size();
+    if (mode == BodyMode.BUFFERED_PARTIAL && !endOfStream) {
+      // Envoy cut the body at its buffer limit and streams the rest past us: routing on a part
+      // would miss a second "model" later in the body (the model server reads the last one).
+      refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
+          "request_too_large", null,
+          "The request body exceeds the gateway's buffer; it cannot be routed in BUFFERED_PARTIAL"
+              + " mode (use FULL_DUPLEX_STREAMED).");
+      return;
+    }
+    // Each byte held before the model is known costs up to three: the chunk itself, and
+    // Jackson's UTF-16 copy of a string still open at the end of it.
+    long charge = HOLD_COST * chunk.size();
+    if (!chunk.isEmpty() && !context.budget().tryAcquire(charge)) {
+      refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
+          "router_overloaded", null,
+          "The router is holding too many request bodies; retry shortly.");
+      return;
+    }
+    budgetBytes += chunk.isEmpty() ? 0 : charge;
     if (mode == BodyMode.FULL_DUPLEX_STREAMED && !chunk.isEmpty()) {
-      if (!context.budget().tryAcquire(chunk.size())) {
-        refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
-            "router_overloaded", null,
-            "The router is holding too many request bodies; retry shortly.");
-        return;
-      }
-      budgetBytes += chunk.size();
       held.add(chunk);
     }
     try {
@@ -318,8 +341,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
           "The request body exceeds " + limit + " bytes before its \"model\" field.");
       return;
     }
-    if (scanner.decided() || mode == BodyMode.BUFFERED_PARTIAL) {
-      decide(endOfStream); // BUFFERED_PARTIAL: the model is not in the part Envoy buffered
+    if (scanner.decided()) {
+      decide(endOfStream);
     }
   }
 
@@ -379,7 +402,11 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       ByteString chunk = held.poll();
       sendPieces(chunk, endOfStream && held.isEmpty());
     }
-    releaseHeld();
+    if (out.isReady()) {
+      releaseBudget();
+    } else {
+      budgetAwaitsFlush = true; // onReady gives it back once gRPC has sent the replay
+    }
   }
 
   /** FULL_DUPLEX_STREAMED after routing: check structure, then send the chunk straight on. */
@@ -401,38 +428,51 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
   }
 
-  /** Sends {@code chunk} in pieces of at most 62 KiB; substrings share the bytes, no copy. */
   private void sendPieces(ByteString chunk, boolean endOfStream) {
+    sendPieces(chunk, endOfStream, Responses::streamedRequestBody);
+  }
+
+  /** Sends {@code chunk} in pieces of at most 62 KiB; substrings share the bytes, no copy. */
+  private void sendPieces(
+      ByteString chunk, boolean endOfStream, BiFunction<ByteString, Boolean, ProcessingResponse> piece) {
     int size = chunk.size();
     if (size <= Responses.MAX_CHUNK_BYTES) {
-      send(Responses.streamedRequestBody(chunk, endOfStream));
+      send(piece.apply(chunk, endOfStream));
       return;
     }
     for (int from = 0; from < size; from += Responses.MAX_CHUNK_BYTES) {
       int to = Math.min(size, from + Responses.MAX_CHUNK_BYTES);
-      send(Responses.streamedRequestBody(chunk.substring(from, to), endOfStream && to == size));
+      send(piece.apply(chunk.substring(from, to), endOfStream && to == size));
     }
   }
 
   // ---- response phase (only if Envoy is configured to send it)
 
   private void onResponseBody(HttpBody body) {
-    if (echoResponseBody) {
-      send(Responses.streamedResponseBody(body.getBody(), body.getEndOfStream()));
-    } else {
+    if (!echoResponseBody) {
       send(Responses.RESPONSE_BODY_CONTINUE);
-    }
+    } else if (!responseBodyDone) {
+      sendPieces(body.getBody(), body.getEndOfStream(), Responses::streamedResponseBody);
+      responseBodyDone = body.getEndOfStream();
+    } // else: a repeated final chunk (envoy#46237 in the response direction): never answered
   }
 
   // ---- endings
 
   private void onDeadline() {
     synchronized (lock) {
-      if (phase == Phase.SCANNING) {
+      if (phase != Phase.SCANNING) {
+        return;
+      }
+      try {
         refuse(Outcome.TIMEOUT, StatusCode.RequestTimeout, "invalid_request_error",
             "request_timeout", null,
             "The request body did not name a model within "
-                + context.policy().bodyTimeout().toSeconds() + " s.");
+                + context.policy().bodyTimeout().toMillis() + " ms.");
+      } catch (RuntimeException e) {
+        // On the timer thread nobody would see this: end the stream so nothing stays held.
+        logger.error("[{}] failed answering the body deadline", id, e);
+        fail(Status.INTERNAL.withDescription("router failure"));
       }
     }
   }
@@ -463,7 +503,10 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     phase = Phase.BODY_DONE;
     outcome = done;
     cancelDeadline();
-    releaseHeld();
+    held.clear();
+    if (!budgetAwaitsFlush) {
+      releaseBudget();
+    }
     if (scanner != null) {
       scanner.close();
     }
@@ -527,6 +570,11 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
 
   private void releaseHeld() {
     held.clear();
+    releaseBudget();
+  }
+
+  private void releaseBudget() {
+    budgetAwaitsFlush = false;
     if (budgetBytes > 0) {
       context.budget().release(budgetBytes);
       budgetBytes = 0;

@@ -158,11 +158,15 @@ final class JsonStructure {
         if (i + 4 >= length) {
           return null;
         }
-        try {
-          out.append((char) Integer.parseInt(new String(raw, i + 1, 4, StandardCharsets.US_ASCII), 16));
-        } catch (NumberFormatException ex) {
-          return null;
+        int code = 0;
+        for (int k = 1; k <= 4; k++) {
+          int digit = Character.digit(raw[i + k], 16); // hex digits only: no sign, unlike parseInt
+          if (digit < 0) {
+            return null;
+          }
+          code = code * 16 + digit;
         }
+        out.append((char) code);
         i += 4;
       } else {
         out.append(e); // "\/" and friends; none of the others can occur in "model"

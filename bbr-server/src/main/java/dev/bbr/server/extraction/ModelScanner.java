@@ -23,6 +23,8 @@ public final class ModelScanner {
   public static final int MAX_MODEL_BYTES = 256;
 
   private static final String MODEL_FIELD = "model";
+  /** Python's default limit on integer digits (sys.int_info.default_max_str_digits). */
+  private static final int PYTHON_MAX_DIGITS = 4300;
 
   private final JsonStructure structure = new JsonStructure();
   private JsonParser parser;
@@ -55,8 +57,11 @@ public final class ModelScanner {
    */
   public static JsonFactory newFactory() {
     return JsonFactory.builder()
-        .streamReadConstraints(
-            StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build())
+        .streamReadConstraints(StreamReadConstraints.builder()
+            .maxStringLength(Integer.MAX_VALUE)
+            .maxNameLength(Integer.MAX_VALUE)
+            .maxNumberLength(PYTHON_MAX_DIGITS) // what the model servers (Python) accept
+            .build())
         .build();
   }
 
@@ -197,14 +202,20 @@ public final class ModelScanner {
     decisionOffset = parser.currentTokenLocation().getByteOffset();
   }
 
-  /** Refuses names that could not be a header value: control characters, lone surrogates, > 256 B. */
+  /**
+   * Refuses names that could not be a header value or would mislead a reader of logs: control,
+   * format (bidi, zero-width) and line-separator characters, lone surrogates, and more than 256
+   * UTF-8 bytes.
+   */
   static void checkModelName(String value) throws BodyException {
     int utf8Bytes = 0;
     for (int i = 0; i < value.length(); i++) {
       char c = value.charAt(i);
-      if (c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f)) {
+      int type = Character.getType(c);
+      if (type == Character.CONTROL || type == Character.FORMAT
+          || type == Character.LINE_SEPARATOR || type == Character.PARAGRAPH_SEPARATOR) {
         throw new BodyException(BodyException.Problem.INVALID_MODEL_NAME,
-            "\"model\" must not contain control characters");
+            "\"model\" must not contain control or invisible formatting characters");
       }
       if (Character.isHighSurrogate(c)) {
         if (i + 1 >= value.length() || !Character.isLowSurrogate(value.charAt(i + 1))) {

@@ -315,7 +315,7 @@ class RouterStreamTest {
 
     @Test
     void longStringPastTheCap_gets413_notMalformed() throws Exception {
-      start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 4 << 20);
+      start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 8 << 20);
       ExtProcCall call = fullDuplex();
       call.headers(false).body("{\"prompt\":\"" + "x".repeat(1_500_000) + "\",\"model\":\"" + QWEN + "\"}", true);
       immediate(call.reply(), 413, "request_too_large");
@@ -332,7 +332,7 @@ class RouterStreamTest {
 
     @Test
     void exhaustedGlobalBudget_gets503WithRetryAfter() throws Exception {
-      start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 100);
+      start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 300);
       ExtProcCall first = fullDuplex();
       first.headers(false).body("{\"prompt\":\"" + "x".repeat(80), false);
       first.assertNoReply();
@@ -341,7 +341,7 @@ class RouterStreamTest {
       ImmediateResponse reply = immediate(second.reply(), 503, "router_overloaded");
       assertThat(reply.getHeaders().getSetHeadersList()).anySatisfy(h ->
           assertThat(h.getHeader().getKey()).isEqualTo("retry-after"));
-      assertThat(budget.inUse()).isEqualTo(91);
+      assertThat(budget.inUse()).isEqualTo(RouterStream.HOLD_COST * 91);
       first.cancel();
       first.awaitClose();
       assertBudgetReturned();
@@ -462,7 +462,7 @@ class RouterStreamTest {
       ExtProcCall call = fullDuplex();
       call.headers(false).body("{\"prompt\":\"" + "x".repeat(5000), false);
       call.assertNoReply();
-      assertThat(budget.inUse()).isEqualTo(5011);
+      assertThat(budget.inUse()).isEqualTo(RouterStream.HOLD_COST * 5011);
       call.cancel();
       assertThat(call.awaitClose().getCode()).isEqualTo(Status.Code.CANCELLED);
       assertBudgetReturned();
@@ -492,6 +492,39 @@ class RouterStreamTest {
       assertThat(call.awaitClose().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
       assertBudgetReturned();
       assertThat(onlyOutcome()).isEqualTo(Outcome.PROTOCOL_ERROR);
+    }
+
+    @Test
+    void responseBody_isEchoedInPiecesOfAtMost62KiB_andARepeatedEndIsIgnored() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"" + QWEN + "\"}", true);
+      call.reply();
+      call.reply();
+      ByteString big = ByteString.copyFromUtf8("t".repeat(200 * 1024));
+      call.send(ProcessingRequest.newBuilder().setResponseBody(
+          HttpBody.newBuilder().setBody(big).setEndOfStream(true)));
+      List<ByteString> pieces = new ArrayList<>();
+      StreamedBodyResponse piece;
+      do {
+        ProcessingResponse reply = call.reply();
+        assertThat(reply.getResponseCase()).isEqualTo(ResponseCase.RESPONSE_BODY);
+        piece = reply.getResponseBody().getResponse().getBodyMutation().getStreamedResponse();
+        assertThat(piece.getBody().size()).isLessThanOrEqualTo(62 * 1024);
+        pieces.add(piece.getBody());
+      } while (!piece.getEndOfStream());
+      assertThat(ByteString.copyFrom(pieces)).isEqualTo(big);
+      call.send(ProcessingRequest.newBuilder().setResponseBody(
+          HttpBody.newBuilder().setBody(ByteString.copyFromUtf8("again")).setEndOfStream(true)));
+      call.assertNoReply();
+    }
+
+    @Test
+    void modelWithInvisibleFormattingCharacters_gets400() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"qwen\u202efood\"}", true);
+      immediate(call.reply(), 400, "invalid_model_name");
     }
 
     @Test
@@ -581,6 +614,29 @@ class RouterStreamTest {
       ProcessingResponse body = call.reply();
       assertStripsOnly(body.getRequestBody().getResponse());
       assertThat(onlyOutcome()).isEqualTo(Outcome.MODEL_MISSING);
+    }
+  }
+
+  @Nested
+  class BufferedPartial {
+    @Test
+    void aBodyCutAtEnvoysBufferLimit_gets413_insteadOfRoutingOnAPart() throws Exception {
+      start();
+      ExtProcCall call = new ExtProcCall(channel, BodySendMode.BUFFERED_PARTIAL);
+      call.headers(false).reply();
+      // The part Envoy buffered names a model; the rest, never seen, could name another.
+      call.body("{\"model\":\"qwen-food-review\",\"messages\":[\"long", false);
+      immediate(call.reply(), 413, "request_too_large");
+      assertBudgetReturned();
+    }
+
+    @Test
+    void aWholeBody_routesAsInBuffered() throws Exception {
+      start();
+      ExtProcCall call = new ExtProcCall(channel, BodySendMode.BUFFERED_PARTIAL);
+      call.headers(false).reply();
+      call.body("{\"model\":\"qwen-food-review\"}", true);
+      assertRoutes(call.reply().getRequestBody().getResponse(), "qwen-food-review", QWEN);
     }
   }
 

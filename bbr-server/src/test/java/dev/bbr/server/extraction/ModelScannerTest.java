@@ -178,6 +178,14 @@ class ModelScannerTest {
   }
 
   @Test
+  void escapedKey_withASignInsteadOfAHexDigit_isNotTakenForModel() throws BodyException {
+    ModelScanner scanner = new ModelScanner(JSON);
+    scanner.feed(bytes("{\"model\":\"a\",\"\\u+06dodel\":\"b\"}"));
+    scanner.end(); // invalid JSON for the model server to refuse, but not a second "model"
+    assertThat(scanner.model()).isEqualTo("a");
+  }
+
+  @Test
   void errorMessage_neverQuotesBodyContent() {
     String secret = "SECRET-PROMPT-MARKER";
     assertThatThrownBy(() -> scanWhole(bytes("{\"prompt\": " + secret + ", \"model\": \"m\"}")))
