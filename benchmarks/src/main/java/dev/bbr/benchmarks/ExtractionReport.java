@@ -1,0 +1,62 @@
+package dev.bbr.benchmarks;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.File;
+import java.io.IOException;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * Summarizes a JMH JSON result of {@link ExtractionBenchmark} as Markdown: per body shape, model
+ * position and size, the router's scan and the full-tree-parse baseline in MB/s (medians), their
+ * ratio, and the allocation per body.
+ */
+public final class ExtractionReport {
+  private static final String PREFIX = ExtractionBenchmark.class.getName() + ".";
+
+  private ExtractionReport() {}
+
+  public static void main(String[] args) throws IOException {
+    if (args.length != 1) {
+      System.err.println("usage: ExtractionReport <jmh-result.json>");
+      System.exit(2);
+    }
+    // "shape position" -> body bytes -> benchmark -> measurement
+    Map<String, Map<Integer, Map<String, JmhRuns.Measured>>> rows = new TreeMap<>();
+    for (JsonNode run : new ObjectMapper().readTree(new File(args[0]))) {
+      String benchmark = run.path("benchmark").asText();
+      if (!benchmark.startsWith(PREFIX)) {
+        continue;
+      }
+      JsonNode params = run.path("params");
+      rows.computeIfAbsent(params.path("shape").asText() + ", model " + params.path("position").asText(),
+              k -> new TreeMap<>())
+          .computeIfAbsent(params.path("bodyBytes").asInt(), k -> new TreeMap<>())
+          .put(benchmark.substring(PREFIX.length()), JmhRuns.measured(run));
+    }
+    for (var group : rows.entrySet()) {
+      System.out.printf("%n### %s%n%n", group.getKey());
+      System.out.println("| body | scan MB/s | full tree parse MB/s | scan / tree | scan B/op | tree B/op |");
+      System.out.println("|---:|---:|---:|---:|---:|---:|");
+      for (var size : group.getValue().entrySet()) {
+        JmhRuns.Measured scan = size.getValue().get("scan");
+        JmhRuns.Measured tree = size.getValue().get("fullTreeParse");
+        if (scan == null || tree == null) {
+          continue;
+        }
+        // Scores are microseconds per body: bytes per microsecond is MB/s (10^6 bytes).
+        double scanMbs = size.getKey() / scan.median();
+        double treeMbs = size.getKey() / tree.median();
+        System.out.printf(Locale.ROOT, "| %s | %s | %s | %.2fx | %s | %s |%n", bytes(size.getKey()),
+            AllowlistReport.num(scanMbs), AllowlistReport.num(treeMbs), scanMbs / treeMbs,
+            AllowlistReport.num(scan.allocBytesPerOp()), AllowlistReport.num(tree.allocBytesPerOp()));
+      }
+    }
+  }
+
+  private static String bytes(int n) {
+    return n >= 1 << 20 ? (n >> 20) + " MiB" : (n >> 10) + " KiB";
+  }
+}
