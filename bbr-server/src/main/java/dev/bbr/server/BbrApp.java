@@ -69,7 +69,6 @@ public final class BbrApp implements AutoCloseable {
   private final CompletableFuture<Void> loaded = new CompletableFuture<>();
   private final CountDownLatch stopped = new CountDownLatch(1);
   private final ScheduledThreadPoolExecutor timer;
-  private final PrometheusMeterRegistry registry;
   private final JvmMetrics jvmMetrics;
   private final MetricsServer metricsServer;
   private final HealthStatusManager health;
@@ -93,7 +92,7 @@ public final class BbrApp implements AutoCloseable {
       timer.setRemoveOnCancelPolicy(true); // body deadlines are cancelled far more often than they fire
       started.push(timer::shutdownNow);
 
-      registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+      PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
       jvmMetrics = JvmMetrics.bindTo(registry);
       started.push(jvmMetrics);
 
@@ -241,11 +240,6 @@ public final class BbrApp implements AutoCloseable {
   /** Returns the metrics port actually bound. */
   public int metricsPort() {
     return metricsServer.port();
-  }
-
-  /** Returns the Prometheus registry. */
-  PrometheusMeterRegistry registry() {
-    return registry;
   }
 
   /**

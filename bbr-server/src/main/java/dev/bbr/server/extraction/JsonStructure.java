@@ -32,7 +32,6 @@ final class JsonStructure {
   private int keyLength;
   private final byte[] key = new byte[MAX_KEY_BYTES];
   private int modelKeys;
-  private long bytesSeen;
 
   /** Follows {@code chunk}; throws when the structure is already broken. */
   void feed(ByteString chunk) throws BodyException {
@@ -40,7 +39,6 @@ final class JsonStructure {
     for (int i = bytes.position(), end = bytes.limit(); i < end; i++) {
       step(bytes.get(i));
     }
-    bytesSeen += chunk.size();
   }
 
   private void step(byte b) throws BodyException {
@@ -189,10 +187,5 @@ final class JsonStructure {
   /** Returns true once the top-level value has been closed. */
   boolean complete() {
     return rootClosed;
-  }
-
-  /** Returns how many bytes were fed. */
-  long bytesSeen() {
-    return bytesSeen;
   }
 }

@@ -135,11 +135,6 @@ public final class ModelScanner {
     return structure.complete();
   }
 
-  /** Returns the number of body bytes fed so far. */
-  public long bytesSeen() {
-    return structure.bytesSeen();
-  }
-
   /** Releases the parser's buffers; idempotent. Called by the scanner itself when it can. */
   public void close() {
     if (parser != null) {

@@ -121,10 +121,6 @@ public final class ExtProcCall {
     return closed.get(5, TimeUnit.SECONDS);
   }
 
-  public boolean isClosed() {
-    return closed.isDone();
-  }
-
   public static HeaderValue raw(String key, String value) {
     return HeaderValue.newBuilder().setKey(key).setRawValue(ByteString.copyFromUtf8(value)).build();
   }
