@@ -16,7 +16,9 @@ import java.util.Set;
 /**
  * Reads a bbr-managed ConfigMap into a {@link ModelMapping}, in the upstream format: {@code
  * data.baseModel} is the base model name and {@code data.adapters} a YAML list of adapter names
- * (missing, empty or comment-only means none). Names are trimmed; case is kept.
+ * (missing, empty or comment-only means none). Names are trimmed; case is kept. A name that could
+ * not be a header value (see {@link ModelNames}) makes the whole ConfigMap invalid, so a typo
+ * cannot inject a header line downstream.
  */
 public final class ConfigMapParser {
   /** The label that marks a ConfigMap as an allowlist entry (value {@code "true"}). */
@@ -57,8 +59,18 @@ public final class ConfigMapParser {
     if (baseModel == null || baseModel.isBlank()) {
       throw new InvalidConfigMapException(source, "data.baseModel is missing or empty");
     }
-    return new ModelMapping(
-        source, created(configMap), baseModel.trim(), adapters(data.get(ADAPTERS_KEY), source));
+    return new ModelMapping(source, created(configMap),
+        checkName(baseModel.trim(), BASE_MODEL_KEY, source),
+        adapters(data.get(ADAPTERS_KEY), source));
+  }
+
+  private static String checkName(String name, String key, String source)
+      throws InvalidConfigMapException {
+    String problem = ModelNames.problem(name);
+    if (problem != null) {
+      throw new InvalidConfigMapException(source, "data." + key + ": a name " + problem);
+    }
+    return name;
   }
 
   private List<String> adapters(String text, String source) throws InvalidConfigMapException {
@@ -87,7 +99,7 @@ public final class ConfigMapParser {
       }
       String name = element.asText().trim();
       if (!name.isEmpty()) {
-        names.add(name);
+        names.add(checkName(name, ADAPTERS_KEY, source));
       }
     }
     return new ArrayList<>(names);

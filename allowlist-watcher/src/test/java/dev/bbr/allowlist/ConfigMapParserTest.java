@@ -170,6 +170,31 @@ class ConfigMapParserTest {
         .hasMessageContaining("data.baseModel");
   }
 
+  @ParameterizedTest(name = "baseModel = \"{0}\"")
+  @ValueSource(strings = {"qwen\r\nx-injected: 1", "qw\u0000en", "qw\u007fen", "qwen\u202ebidi",
+      "qwen\u200bzero-width", "qwen\u2028line", "qwen\ud800lone"})
+  void parse_fails_whenBaseModelCouldNotBeAHeaderValue(String baseModel) {
+    assertThatThrownBy(() -> parser.parse(configMap(baseModel, null), SOURCE))
+        .isInstanceOf(InvalidConfigMapException.class)
+        .hasMessageContaining(SOURCE)
+        .hasMessageContaining("data.baseModel: a name ");
+  }
+
+  @Test
+  void parse_fails_whenAnAdapterCouldNotBeAHeaderValue() {
+    assertThatThrownBy(() -> parseAdapters("- qwen-sql-lora\n- \"evil\\r\\nx-injected: 1\"\n"))
+        .isInstanceOf(InvalidConfigMapException.class)
+        .hasMessageContaining("data.adapters: a name contains control");
+  }
+
+  @Test
+  void names_mayBeUpTo256Utf8Bytes() throws Exception {
+    String longest = "é".repeat(128); // 2 bytes each
+    assertThat(parser.parse(configMap(longest, null), SOURCE).baseModel()).isEqualTo(longest);
+    assertThatThrownBy(() -> parser.parse(configMap(longest + "x", null), SOURCE))
+        .hasMessageContaining("longer than 256 bytes");
+  }
+
   @Test
   void parse_fails_whenTheConfigMapHasNoData() {
     ConfigMap noData = new ConfigMapBuilder()

@@ -152,8 +152,20 @@ final class Responses {
     return ByteString.copyFrom(out.toByteArray());
   }
 
-  /** A header to set (overwrite), value in {@code raw_value} as Envoy reads it by default. */
+  /**
+   * A header to set (overwrite), value in {@code raw_value} as Envoy reads it by default. Every
+   * value the router writes was checked where it entered (model names by the scanner and the
+   * ConfigMap parser); this last check makes a header-splitting value impossible by construction.
+   *
+   * @throws IllegalArgumentException when the value holds a control character
+   */
   static HeaderValueOption header(String key, String value) {
+    for (int i = 0; i < value.length(); i++) {
+      char c = value.charAt(i);
+      if (c < 0x20 || c == 0x7f) {
+        throw new IllegalArgumentException("header " + key + ": control character at " + i);
+      }
+    }
     return HeaderValueOption.newBuilder()
         .setHeader(HeaderValue.newBuilder().setKey(key).setRawValue(ByteString.copyFromUtf8(value)))
         .setAppend(BoolValue.of(false))
