@@ -130,6 +130,8 @@ public final class BbrApp implements AutoCloseable {
           .directExecutor()
           .maxInboundMessageSize((int) Math.min(Integer.MAX_VALUE,
               options.maxBufferedBytes() + MESSAGE_HEADROOM_BYTES))
+          // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: one peer cannot open streams without bound.
+          .maxConcurrentCallsPerConnection(options.maxConcurrentStreams())
           .permitKeepAliveTime(10, TimeUnit.SECONDS)
           .permitKeepAliveWithoutCalls(true);
       if (options.secureServing()) {

@@ -191,6 +191,26 @@ class BbrAppTest {
   }
 
   @Test
+  void maxConcurrentStreams_boundsTheStreamsOfOneConnection() throws Exception {
+    BbrApp app = startFromExamples("--secure-serving=false", "--max-concurrent-streams", "2");
+    ManagedChannel channel = plaintext(app.extProcPort());
+    // BUFFERED answers request headers at once: an answer proves the server opened the stream.
+    ExtProcCall first = new ExtProcCall(channel, BodySendMode.BUFFERED).headers(false);
+    first.reply();
+    ExtProcCall second = new ExtProcCall(channel, BodySendMode.BUFFERED).headers(false);
+    second.reply();
+
+    ExtProcCall third = new ExtProcCall(channel, BodySendMode.BUFFERED).headers(false);
+    third.assertNoReply(); // queued by the client's HTTP/2 layer: the server allows two
+
+    first.body("{\"model\": \"" + QWEN + "\"}", true);
+    first.reply();
+    first.halfClose();
+    first.awaitClose();
+    assertThat(third.reply().hasRequestHeaders()).as("the third stream opens once one ends").isTrue();
+  }
+
+  @Test
   void routes_overTls_withASelfSignedCertificateMadeAtStart() throws Exception {
     BbrApp app = startFromExamples();
     AtomicReference<X509Certificate> served = new AtomicReference<>();

@@ -36,6 +36,7 @@ import java.util.regex.Pattern;
  * @param maxBufferedBytesTotal the most body bytes held across all requests
  * @param bodyTimeout how long after its headers a request must name its model
  * @param drainTimeout how long in-flight streams may run after SIGTERM
+ * @param maxConcurrentStreams the most ext_proc streams one HTTP/2 connection may have open
  */
 public record BbrOptions(
     int grpcPort,
@@ -52,7 +53,8 @@ public record BbrOptions(
     long maxBufferedBytes,
     long maxBufferedBytesTotal,
     Duration bodyTimeout,
-    Duration drainTimeout) {
+    Duration drainTimeout,
+    int maxConcurrentStreams) {
 
   static final int DEFAULT_GRPC_PORT = 9004;
   static final int DEFAULT_HEALTH_PORT = 9005;
@@ -60,6 +62,11 @@ public record BbrOptions(
   static final long DEFAULT_MAX_BUFFERED_BYTES = 32L << 20;
   static final Duration DEFAULT_BODY_TIMEOUT = Duration.ofSeconds(60);
   static final Duration DEFAULT_DRAIN_TIMEOUT = Duration.ofSeconds(30);
+  /**
+   * Per connection, not per router: Envoy opens another connection when one is full, so this
+   * bounds what a single peer can open without capping the gateway's concurrency.
+   */
+  static final int DEFAULT_MAX_CONCURRENT_STREAMS = 1000;
 
   public BbrOptions {
     checkPort("grpc-port", grpcPort);
@@ -82,6 +89,10 @@ public record BbrOptions(
     }
     checkPositive("body-timeout", bodyTimeout);
     checkPositive("drain-timeout", drainTimeout);
+    if (maxConcurrentStreams < 1) {
+      throw new InvalidOptionsException(
+          "--max-concurrent-streams: " + maxConcurrentStreams + " (expected: > 0)");
+    }
     if (certPath != null && !secureServing) {
       throw new InvalidOptionsException("--cert-path: " + certPath
           + " (expected: only with --secure-serving=true)");
@@ -206,7 +217,8 @@ public record BbrOptions(
         maxBuffered,
         bytes(v, "max-buffered-bytes-total", defaultTotal),
         duration(v, "body-timeout", DEFAULT_BODY_TIMEOUT),
-        duration(v, "drain-timeout", DEFAULT_DRAIN_TIMEOUT));
+        duration(v, "drain-timeout", DEFAULT_DRAIN_TIMEOUT),
+        integer(v, "max-concurrent-streams", DEFAULT_MAX_CONCURRENT_STREAMS));
   }
 
   private static AllowlistSourceConfig allowlist(Map<String, String> v, Map<String, String> env) {
@@ -287,6 +299,9 @@ public record BbrOptions(
         "time from request headers to a known model, else 408 (default 60s)"),
     DRAIN_TIMEOUT("drain-timeout", "DURATION",
         "on SIGTERM, time in-flight streams get to finish (default 30s)"),
+    MAX_CONCURRENT_STREAMS("max-concurrent-streams", "N",
+        "most ext_proc streams open on one Envoy connection; Envoy opens another when one is full "
+            + "(default 1000)"),
     // Upstream flags accepted so existing deployments start; they change nothing here.
     TRACING("tracing", null, null),
     METRICS_ENDPOINT_AUTH("metrics-endpoint-auth", null, null),

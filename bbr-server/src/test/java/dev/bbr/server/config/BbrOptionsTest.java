@@ -60,6 +60,7 @@ class BbrOptionsTest {
     assertThat(options.maxBufferedBytesTotal()).isGreaterThanOrEqualTo(options.maxBufferedBytes());
     assertThat(options.bodyTimeout()).isEqualTo(Duration.ofSeconds(60));
     assertThat(options.drainTimeout()).isEqualTo(Duration.ofSeconds(30));
+    assertThat(options.maxConcurrentStreams()).isEqualTo(1000);
   }
 
   @Test
@@ -77,10 +78,11 @@ class BbrOptionsTest {
         "--max-buffered-bytes", "1Mi",
         "--max-buffered-bytes-total", "64Mi",
         "--body-timeout", "5s",
-        "--drain-timeout", "2m");
+        "--drain-timeout", "2m",
+        "--max-concurrent-streams", "64");
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
-        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
+        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64));
   }
 
   @Test
@@ -99,10 +101,11 @@ class BbrOptionsTest {
         "--max-buffered-bytes=1Mi",
         "--max-buffered-bytes-total=64Mi",
         "--body-timeout=5s",
-        "--drain-timeout=2m");
+        "--drain-timeout=2m",
+        "--max-concurrent-streams=64");
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
-        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2)));
+        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64));
   }
 
   @Test
@@ -420,7 +423,7 @@ class BbrOptionsTest {
         "--configmap-label KEY=VALUE",
         "--log-format json|text");
     assertThat(usage).contains("(default 9004)", "(default 9005)", "(default 9090)", "(default true)");
-    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(19);
+    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(20);
   }
 
   @Test
@@ -431,19 +434,24 @@ class BbrOptionsTest {
   @Test
   void constructor_refusesInvalidValues_likeTheParser() {
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
-        AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1)))
+        AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-buffered-bytes: 0");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         new AllowlistSourceConfig(allowlistDir, allowlistDir, null, false, List.of("a=b")),
-        true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1)))
+        true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageContaining("--allowlist-dir and --kubeconfig");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(-1)))
+        Duration.ofSeconds(-1), 1))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--drain-timeout: ");
+    assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
+        AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
+        Duration.ofSeconds(1), 0))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageStartingWith("--max-concurrent-streams: 0");
   }
 
   @ParameterizedTest(name = "{0} {1}")

@@ -361,6 +361,28 @@ class RouterStreamTest {
     }
 
     @Test
+    void tricklingClient_isCutOffByTheBodyTimeout_andItsHeldBytesAreFreed() throws Exception {
+      start(policy(false, true, false, 1 << 20, Duration.ofMillis(300)), 1 << 20);
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"", false);
+      int sent = 11;
+      for (int i = 0; i < 5; i++) { // a few bytes every 20 ms: always active, never done
+        call.body("tric", false);
+        sent += 4;
+        Thread.sleep(20);
+      }
+      assertThat(budget.inUse()).as("held while the model is unknown")
+          .isEqualTo(RouterStream.HOLD_COST * sent);
+
+      immediate(call.reply(), 408, "request_timeout");
+      assertBudgetReturned();
+      call.body("kle\"}", true); // what a slow client still sends is dropped, not held
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.TIMEOUT);
+      assertBudgetReturned();
+    }
+
+    @Test
     void requestWithoutBody_isAnsweredAtOnce() throws Exception {
       start();
       ExtProcCall call = fullDuplex();
