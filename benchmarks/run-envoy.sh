@@ -6,7 +6,7 @@
 #  2. EnvoyAbBench: Envoy + router (FULL_DUPLEX_STREAMED, BUFFERED) against the same Envoy routing
 #     on a header the client sends (no ext_proc), c=10, 1 KiB and 16 KiB chat bodies, interleaved
 #     rounds, medians -> benchmarks/results/envoy-ab.json
-# About 3 minutes on 2 cores after the build. SKIP_BUILD=1 reuses the built jars; MVN_FLAGS
+# About 3.5 minutes on 2 cores after the build (up to 60 s of it warms the router's JIT). SKIP_BUILD=1 reuses the built jars; MVN_FLAGS
 # (default -o) goes to Maven. Extra arguments go to EnvoyAbBench, e.g. `--sizes 1024 --rounds 6`
 # or `--jfr benchmarks/results/router.jfr` (profiles the router; the numbers are then not valid).
 set -euo pipefail

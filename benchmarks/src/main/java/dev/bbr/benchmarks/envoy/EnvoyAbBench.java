@@ -27,7 +27,7 @@ import org.HdrHistogram.Histogram;
  * measured window.
  *
  * <p>Flags: {@code --concurrency 10}, {@code --sizes 1024,16384}, {@code --rounds 4}, {@code
- * --warmup-ms 500}, {@code --measure-ms 2000}, {@code --initial-warmup-ms 40000} (the cap of the
+ * --warmup-ms 500}, {@code --measure-ms 2000}, {@code --initial-warmup-ms 60000} (the cap of the
  * JIT warm-up), {@code --out benchmarks/results/envoy-ab.json},
  * {@code --logs benchmarks/results/envoy-logs}, {@code --jfr FILE} (record the router with JFR,
  * {@code settings=profile}, over the rounds of the first size; slows the router: for profiling
@@ -117,7 +117,7 @@ public final class EnvoyAbBench {
    * (measured: about 70 % of the router's CPU still went to compiler threads after 12 s of load on a
    * busy 2-core machine, inflating its CPU per request tenfold). Runs 2 s windows through the
    * ext_proc configurations in turn until the compiler threads use under 10 % of the router's CPU
-   * in a window (after at least 8 s), or {@code --initial-warmup-ms} (default 40 s) has passed.
+   * in a window (after at least 8 s), or {@code --initial-warmup-ms} (default 60 s) has passed.
    */
   private static void warmUp(EnvoyStack stack, Options o, List<HttpLoadClient.CpuProbe> probes)
       throws InterruptedException {
@@ -331,7 +331,7 @@ public final class EnvoyAbBench {
       int rounds = 4;
       long warmupMs = 500;
       long measureMs = 2000;
-      long warmupTotalMs = 40_000;
+      long warmupTotalMs = 60_000;
       Path out = Path.of("benchmarks/results/envoy-ab.json");
       Path logs = Path.of("benchmarks/results/envoy-logs");
       Path jfr = null;
