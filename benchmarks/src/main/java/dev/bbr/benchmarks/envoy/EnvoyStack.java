@@ -59,10 +59,6 @@ final class EnvoyStack implements AutoCloseable {
           + " run from the repository root)");
     }
     EnvoyProcess.findBinary();
-    // The JDK HttpServer behind StubModelBackend leaves Nagle on and writes an answer's head and
-    // body separately: the body then waits for Envoy's delayed ACK, ~40 ms per request, which
-    // would swamp everything measured here. Read once, when the first HttpServer starts.
-    System.setProperty("sun.net.httpserver.nodelay", "true");
     Files.createDirectories(logDir);
     List<AutoCloseable> started = new ArrayList<>();
     try {
