@@ -13,7 +13,20 @@ public final class BodyException extends Exception {
     MODEL_NOT_A_STRING,
     MODEL_EMPTY,
     INVALID_MODEL_NAME,
-    DUPLICATE_MODEL;
+    DUPLICATE_MODEL,
+    /** A multipart/form-data body (or its boundary parameter) that breaks RFC 7578 / RFC 2046. */
+    INVALID_MULTIPART,
+    /** A gzip or deflate body that does not decode. */
+    INVALID_CONTENT_ENCODING,
+    /** 415: a body of a media type the router cannot read. */
+    UNSUPPORTED_CONTENT_TYPE,
+    /** 415: a content coding the router cannot decode. */
+    UNSUPPORTED_CONTENT_ENCODING;
+
+    /** Returns true for the problems answered with 415 rather than 400. */
+    public boolean unsupported() {
+      return this == UNSUPPORTED_CONTENT_TYPE || this == UNSUPPORTED_CONTENT_ENCODING;
+    }
 
     /** Returns the error code clients see, e.g. {@code invalid_json}. */
     public String code() {

@@ -1,0 +1,81 @@
+package dev.bbr.server.extraction;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.google.protobuf.ByteString;
+import java.nio.ByteBuffer;
+
+/**
+ * A JSON body, read by {@link ModelScanner} (the only place one is made). For a content type that
+ * only sometimes carries JSON ({@code text/plain} from a browser's {@code fetch}, or
+ * {@code application/x-www-form-urlencoded} from {@code curl -d} without {@code -H}), it first
+ * sniffs the first non-blank byte: a body that does not start like a JSON object is refused as
+ * unreadable (415) rather than as malformed JSON (400).
+ */
+final class JsonBodyScanner implements BodyScanner {
+  private final ModelScanner scanner;
+  private boolean sniffing;
+  private long fed;
+
+  JsonBodyScanner(JsonFactory json, boolean sniff) {
+    this.scanner = new ModelScanner(json);
+    this.sniffing = sniff;
+  }
+
+  @Override
+  public void feed(ByteString chunk) throws BodyException {
+    if (sniffing) {
+      sniff(chunk);
+    }
+    fed += chunk.size();
+    scanner.feed(chunk);
+  }
+
+  private void sniff(ByteString chunk) throws BodyException {
+    for (ByteBuffer bytes : chunk.asReadOnlyByteBufferList()) {
+      for (int i = bytes.position(), end = bytes.limit(); i < end; i++) {
+        byte b = bytes.get(i);
+        if (b == ' ' || b == '\t' || b == '\r' || b == '\n') {
+          continue; // JSON whitespace: the JSON scanner takes it too
+        }
+        sniffing = false;
+        if (b != '{') {
+          scanner.close();
+          throw new BodyException(BodyException.Problem.UNSUPPORTED_CONTENT_TYPE,
+              "The request body is neither JSON nor multipart/form-data; send it as"
+                  + " application/json.");
+        }
+        return;
+      }
+    }
+  }
+
+  @Override
+  public void end() throws BodyException {
+    scanner.end();
+  }
+
+  @Override
+  public boolean decided() {
+    return scanner.decided();
+  }
+
+  @Override
+  public long decisionOffset() {
+    return scanner.decisionOffset();
+  }
+
+  @Override
+  public long bytesInspected() {
+    return fed;
+  }
+
+  @Override
+  public String model() {
+    return scanner.model();
+  }
+
+  @Override
+  public void close() {
+    scanner.close();
+  }
+}
