@@ -305,6 +305,11 @@ final class DecodingScanner implements BodyScanner {
     inner.close();
   }
 
+  /** Returns true while an Inflater (native memory) is held; for tests. */
+  boolean inflating() {
+    return inflater != null;
+  }
+
   private void expect(boolean ok, String what) throws BodyException {
     if (!ok) {
       throw new BodyException(BodyException.Problem.INVALID_CONTENT_ENCODING,

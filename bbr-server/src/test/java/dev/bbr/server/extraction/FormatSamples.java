@@ -4,6 +4,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.Random;
 import java.util.zip.Deflater;
 import java.util.zip.GZIPOutputStream;
@@ -111,21 +112,67 @@ public final class FormatSamples {
 
   /**
    * A gzip bomb: a JSON object whose first string runs for {@code decodedBytes} bytes of 'a'
-   * before any model; deflate's best ratio (about 1000:1) makes 1 GiB about 1 MiB.
+   * (a multiple of 1 MiB) before its model; about 1000:1, so 1 GiB is about 1 MiB. Deflating a
+   * GiB takes seconds, so one 1 MiB block is compressed with a sync flush (byte-aligned, window
+   * full of 'a') and its bytes repeated: each repetition decodes to the same 1 MiB. The trailer
+   * carries the true CRC-32 and length, so the bomb is a valid gzip file.
    */
   public static byte[] gzipBomb(long decodedBytes) {
+    byte[] prefix = "{\"prompt\":\"".getBytes(StandardCharsets.US_ASCII);
+    byte[] suffix = "\",\"model\":\"m\"}".getBytes(StandardCharsets.US_ASCII);
+    byte[] block = new byte[1 << 20];
+    java.util.Arrays.fill(block, (byte) 'a');
+    long blocks = decodedBytes / block.length;
+    Deflater deflater = new Deflater(Deflater.BEST_COMPRESSION, true);
+    java.util.zip.CRC32 crc = new java.util.zip.CRC32();
     ByteArrayOutputStream out = new ByteArrayOutputStream((int) (decodedBytes / 900));
-    try (GZIPOutputStream gzip = new GZIPOutputStream(out, 1 << 16)) {
-      gzip.write("{\"prompt\":\"".getBytes(StandardCharsets.US_ASCII));
-      byte[] block = new byte[1 << 20];
-      java.util.Arrays.fill(block, (byte) 'a');
-      for (long left = decodedBytes; left > 0; left -= block.length) {
-        gzip.write(block, 0, (int) Math.min(block.length, left));
+    try {
+      out.writeBytes(new byte[] {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, (byte) 0xff});
+      crc.update(prefix);
+      out.writeBytes(deflated(deflater, prefix, Deflater.NO_FLUSH));
+      byte[] previous = null;
+      byte[] steady = null;
+      for (long i = 0; i < blocks; i++) {
+        crc.update(block);
+        if (steady == null) {
+          byte[] next = deflated(deflater, block, Deflater.SYNC_FLUSH);
+          out.writeBytes(next);
+          if (Arrays.equals(next, previous)) {
+            steady = next; // the deflater's state repeats: so will its output
+          }
+          previous = next;
+        } else {
+          out.writeBytes(steady);
+        }
       }
-      gzip.write("\",\"model\":\"m\"}".getBytes(StandardCharsets.US_ASCII));
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
+      crc.update(suffix);
+      deflater.setInput(suffix);
+      deflater.finish();
+      byte[] buffer = new byte[1024];
+      while (!deflater.finished()) {
+        out.write(buffer, 0, deflater.deflate(buffer));
+      }
+    } finally {
+      deflater.end();
     }
+    long size = prefix.length + blocks * block.length + suffix.length;
+    for (long v : new long[] {crc.getValue(), size}) {
+      for (int i = 0; i < 4; i++) {
+        out.write((int) (v >>> (8 * i)));
+      }
+    }
+    return out.toByteArray();
+  }
+
+  private static byte[] deflated(Deflater deflater, byte[] input, int flush) {
+    deflater.setInput(input);
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    byte[] buffer = new byte[4096];
+    int n;
+    do {
+      n = deflater.deflate(buffer, 0, buffer.length, flush);
+      out.write(buffer, 0, n);
+    } while (n == buffer.length || !deflater.needsInput());
     return out.toByteArray();
   }
 
