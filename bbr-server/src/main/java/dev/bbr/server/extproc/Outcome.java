@@ -16,8 +16,10 @@ public enum Outcome {
   INVALID,
   /** 404: the model is not in the allowlist. */
   UNKNOWN_MODEL,
-  /** 413: more than the per-request cap held before the model was known. */
+  /** 413: more than the per-request cap held (or decoded) before the model was known. */
   TOO_LARGE,
+  /** 415: a body whose content type or content encoding the router cannot read. */
+  UNSUPPORTED_MEDIA_TYPE,
   /** 503: the process-wide body budget is exhausted. */
   OVERLOADED,
   /** 408: the model was not found within the body timeout. */

@@ -5,7 +5,8 @@ import static net.logstash.logback.argument.StructuredArguments.kv;
 import com.google.protobuf.ByteString;
 import dev.bbr.server.extproc.ExtProcService.StreamContext;
 import dev.bbr.server.extraction.BodyException;
-import dev.bbr.server.extraction.ModelScanner;
+import dev.bbr.server.extraction.BodyScanner;
+import dev.bbr.server.extraction.RequestFormat;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
@@ -71,9 +72,11 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private Phase phase = Phase.AWAIT_HEADERS;
   private BodyMode mode;
   private boolean echoResponseBody;
-  private ModelScanner scanner;
+  private BodyScanner scanner;
   private final ArrayDeque<ByteString> held = new ArrayDeque<>(4);
   private long budgetBytes;
+  /** Decoded bytes beyond the received ones already charged to the budget (compressed bodies). */
+  private long chargedDecoded;
   /** Replayed bytes still in gRPC's outgoing buffer: their budget is returned once it drains. */
   private boolean budgetAwaitsFlush;
   private boolean responseBodyDone;
@@ -209,15 +212,19 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     switch (mode) {
       case FULL_DUPLEX_STREAMED -> {
+        if (!startScanning(headers)) {
+          return;
+        }
         phase = Phase.SCANNING; // the headers answer waits for the model
-        scanner = new ModelScanner(context.json());
         deadline = context.timer().schedule(
             this::onDeadline, context.policy().bodyTimeout().toNanos(), TimeUnit.NANOSECONDS);
       }
       case BUFFERED, BUFFERED_PARTIAL -> {
+        if (!startScanning(headers)) {
+          return;
+        }
         send(Responses.REQUEST_HEADERS_STRIP_ONLY); // Envoy sends the body only after this
         phase = Phase.SCANNING;
-        scanner = new ModelScanner(context.json());
       }
       case STREAMED, NONE -> {
         logger.debug("[{}] body mode {} cannot carry a route; passing through", id, mode);
@@ -227,12 +234,47 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
   }
 
+  /**
+   * Picks the body reader from content-type and content-encoding; an unreadable body is refused
+   * here, before any of it is held (415, or 400 for a multipart type without a boundary).
+   */
+  private boolean startScanning(HttpHeaders headers) {
+    try {
+      RequestFormat format = RequestFormat.of(
+          header(headers, "content-type", false), header(headers, "content-encoding", true));
+      scanner = format.newScanner(context.json(), context.policy().maxBufferedBytes());
+      return true;
+    } catch (BodyException e) {
+      refuse(e);
+      return false;
+    }
+  }
+
+  /** The header's value, the first one or (for list headers) all joined with commas; or null. */
+  private static String header(HttpHeaders headers, String name, boolean list) {
+    String found = null;
+    for (HeaderValue header : headers.getHeaders().getHeadersList()) {
+      if (header.getKey().equalsIgnoreCase(name)) {
+        String value = valueOf(header);
+        if (!list) {
+          return value;
+        }
+        found = found == null ? value : found + "," + value;
+      }
+    }
+    return found;
+  }
+
+  private static String valueOf(HeaderValue header) {
+    return header.getRawValue().isEmpty()
+        ? header.getValue()
+        : header.getRawValue().toString(StandardCharsets.UTF_8);
+  }
+
   private static String requestId(HttpHeaders headers) {
     for (HeaderValue header : headers.getHeaders().getHeadersList()) {
       if (header.getKey().equals("x-request-id")) {
-        String value = header.getRawValue().isEmpty()
-            ? header.getValue()
-            : header.getRawValue().toString(StandardCharsets.UTF_8);
+        String value = valueOf(header);
         StringBuilder safe = new StringBuilder(Math.min(value.length(), MAX_REQUEST_ID_CHARS));
         for (int i = 0; i < value.length() && safe.length() < MAX_REQUEST_ID_CHARS; i++) {
           char c = value.charAt(i);
@@ -332,9 +374,12 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       return;
     }
     // The cap applies to where the model is in the body, not to how Envoy chunked it: a chunk
-    // larger than the cap still routes when the model comes within the first cap bytes.
+    // larger than the cap still routes when the model comes within the first cap bytes. For a
+    // compressed body both positions count: bytes held, and decoded bytes read (a bomb stops there).
     long limit = context.policy().maxBufferedBytes();
-    long needed = scanner.decided() ? scanner.decisionOffset() : bufferedBytes;
+    long needed = scanner.decided()
+        ? scanner.decisionOffset()
+        : Math.max(bufferedBytes, scanner.bytesInspected());
     if (needed > limit) {
       refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
           "request_too_large", null,
@@ -343,7 +388,30 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     if (scanner.decided()) {
       decide(endOfStream);
+    } else if (!chargeDecoded()) {
+      refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
+          "router_overloaded", null,
+          "The router is holding too many request bodies; retry shortly.");
     }
+  }
+
+  /**
+   * Charges decoded bytes beyond the received ones: the JSON scanner's copy of an open string
+   * costs {@code HOLD_COST - 1} per decoded byte, and a compressed body decodes to more bytes
+   * than it holds. Returns false when the budget cannot take them.
+   */
+  private boolean chargeDecoded() {
+    long extra = scanner.bytesInspected() - bufferedBytes - chargedDecoded;
+    if (extra <= 0) {
+      return true;
+    }
+    long charge = (HOLD_COST - 1L) * extra;
+    if (charge > 0 && !context.budget().tryAcquire(charge)) {
+      return false;
+    }
+    budgetBytes += charge;
+    chargedDecoded += extra;
+    return true;
   }
 
   /** Routes by what the scanner found, then releases the headers and the held chunks. */
@@ -478,6 +546,11 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   }
 
   private void refuse(BodyException e) {
+    if (e.problem().unsupported()) {
+      refuse(Outcome.UNSUPPORTED_MEDIA_TYPE, StatusCode.UnsupportedMediaType,
+          "invalid_request_error", e.problem().code(), null, e.getMessage());
+      return;
+    }
     String param = switch (e.problem()) {
       case MODEL_NOT_A_STRING, MODEL_EMPTY, INVALID_MODEL_NAME, DUPLICATE_MODEL -> "model";
       default -> null;
