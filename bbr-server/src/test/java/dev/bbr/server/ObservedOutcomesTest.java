@@ -5,7 +5,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
+import com.google.protobuf.ByteString;
 import dev.bbr.server.config.BbrOptions;
+import dev.bbr.server.extraction.FormatSamples;
 import dev.bbr.server.testing.ExtProcCall;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.grpc.ManagedChannel;
@@ -19,6 +21,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -85,6 +88,20 @@ class ObservedOutcomesTest {
     refused(400, "{\"model\":\"" + QWEN + "\",\"model\":\"" + PHI + "\"," + prompt + "}");
     refused(413, "{\"messages\":\"" + MARKER.repeat(3000) + "\",\"model\":\"" + QWEN + "\"}");
 
+    ExtProcCall gzipped = new ExtProcCall(channel, BodySendMode.FULL_DUPLEX_STREAMED);
+    gzipped.headers(false, "content-encoding", "gzip").body(ByteString.copyFrom(FormatSamples.gzip(
+        ("{" + prompt + ",\"model\":\"" + QWEN + "\"}").getBytes(StandardCharsets.UTF_8))), true);
+    assertThat(gzipped.reply().getRequestHeaders().getResponse().getHeaderMutation()
+        .getSetHeadersCount()).isEqualTo(2);
+    gzipped.reply();
+    gzipped.halfClose();
+    gzipped.awaitClose();
+
+    ExtProcCall brotli = new ExtProcCall(channel, BodySendMode.FULL_DUPLEX_STREAMED);
+    brotli.headers(false, "content-encoding", "br");
+    assertThat(brotli.reply().getImmediateResponse().getStatus().getCodeValue()).isEqualTo(415);
+    brotli.awaitClose();
+
     ExtProcCall trickle = new ExtProcCall(channel, BodySendMode.FULL_DUPLEX_STREAMED);
     trickle.headers(false).body("{" + prompt + ",", false);
     assertThat(trickle.reply().getImmediateResponse().getStatus().getCodeValue()).isEqualTo(408);
@@ -114,32 +131,35 @@ class ObservedOutcomesTest {
 
     Map<String, Double> delta = delta(before, awaitIdle());
     assertThat(delta).containsAllEntriesOf(Map.ofEntries(
-        Map.entry(requests("routed", FDS), 3.0),
+        Map.entry(requests("routed", FDS), 4.0),
         Map.entry(requests("routed", "buffered"), 1.0),
         Map.entry(requests("unknown_model", FDS), 1.0),
         Map.entry(requests("model_missing", FDS), 1.0),
         Map.entry(requests("invalid", FDS), 3.0),
         Map.entry(requests("too_large", FDS), 1.0),
+        Map.entry(requests("unsupported_media_type", FDS), 1.0),
         Map.entry(requests("timeout", FDS), 1.0),
         Map.entry(requests("cancelled", FDS), 2.0),
         Map.entry(requests("overloaded", FDS), 1.0),
         Map.entry(requests("no_body", FDS), 1.0),
-        Map.entry("bbr_success_total", 5.0),
+        Map.entry("bbr_success_total", 6.0),
         Map.entry("bbr_body_field_not_found_total{field=model}", 1.0),
         Map.entry("bbr_body_field_empty_total{field=model}", 1.0),
-        Map.entry("bbr_routed_total{base_model=" + QWEN + "}", 3.0),
+        Map.entry("bbr_routed_total{base_model=" + QWEN + "}", 4.0),
         Map.entry("bbr_routed_total{base_model=" + PHI + "}", 1.0)));
     // Nothing else moved: every other request series is unchanged.
     assertThat(delta.entrySet().stream()
         .filter(e -> e.getKey().startsWith("bbr_requests_total") && e.getValue() != 0)
-        .count()).isEqualTo(10);
+        .count()).isEqualTo(11);
 
     Map<String, Double> after = scrape();
     assertThat(after.get("bbr_streams_in_flight")).isZero();
     assertThat(after.get("bbr_body_budget_used_bytes")).isZero();
 
     assertThat(logs.list).as("refusals are logged")
-        .anySatisfy(e -> assertThat(e.getFormattedMessage()).contains("outcome=unknown_model", "status=404"));
+        .anySatisfy(e -> assertThat(e.getFormattedMessage()).contains("outcome=unknown_model", "status=404"))
+        .anySatisfy(e -> assertThat(e.getFormattedMessage())
+            .contains("outcome=unsupported_media_type", "status=415"));
     for (ILoggingEvent event : logs.list) {
       String everything = event.getFormattedMessage()
           + Arrays.toString(event.getArgumentArray())

@@ -168,6 +168,33 @@ class ObservabilityAssetsTest {
   }
 
   @Test
+  void everyOutcome_isExported_andDocumented_andTheAssetsNameOnlyRealOutcomes() throws IOException {
+    String docs = Files.readString(DOCS);
+    Set<String> labels = new TreeSet<>();
+    for (Outcome outcome : Outcome.values()) {
+      labels.add(outcome.label());
+      assertThat(scrape).as("registered up front").contains(
+          "bbr_requests_total{mode=\"full_duplex_streamed\",outcome=\"" + outcome.label() + "\"}");
+      assertThat(docs).as("docs/metrics.md outcome table").contains("| `" + outcome.label() + "` |");
+    }
+    Pattern selector = Pattern.compile("outcome=~?\\\\?\"([a-z_|]+)\\\\?\"");
+    for (Path asset : List.of(DASHBOARD, RULES, DOCS)) {
+      Matcher m = selector.matcher(Files.readString(asset));
+      int found = 0;
+      while (m.find()) {
+        found++;
+        assertThat(labels).as("outcomes named in %s", asset).contains(m.group(1).split("\\|"));
+      }
+      assertThat(found).as("outcome selectors in %s", asset).isPositive();
+    }
+    // Every 4xx/503 outcome counts as "refused" in the refusal panels and the 4xx alert.
+    assertThat(Files.readString(RULES)).contains(
+        "outcome=~\"invalid|unknown_model|timeout|too_large|unsupported_media_type\"");
+    assertThat(Files.readString(DASHBOARD)).contains(
+        "outcome=~\\\"invalid|unknown_model|timeout|too_large|unsupported_media_type|overloaded\\\"");
+  }
+
+  @Test
   void dashboard_usesOnlyExportedMetrics() throws IOException {
     Set<String> used = metricNames(dashboardQueries(readDashboard()));
     assertThat(used).containsAll(DASHBOARD_MUST_USE);
