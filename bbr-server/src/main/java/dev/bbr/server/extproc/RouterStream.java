@@ -375,7 +375,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     // The cap applies to where the model is in the body, not to how Envoy chunked it: a chunk
     // larger than the cap still routes when the model comes within the first cap bytes. For a
-    // compressed body both positions count: bytes held, and decoded bytes read (a bomb stops there).
+    // compressed body both count: bytes held, and decoded bytes read (a bomb stops there).
     long limit = context.policy().maxBufferedBytes();
     long needed = scanner.decided()
         ? scanner.decisionOffset()

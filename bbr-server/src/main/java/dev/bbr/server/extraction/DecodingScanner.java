@@ -157,7 +157,8 @@ final class DecodingScanner implements BodyScanner {
   }
 
   private void maybeStartData() {
-    if (headerPos == 10 && extraRemaining == 0 && !inName && !inComment && headerCrcRemaining == 0) {
+    if (headerPos == 10 && extraRemaining == 0 && !inName && !inComment
+        && headerCrcRemaining == 0) {
       startData(true);
     }
   }

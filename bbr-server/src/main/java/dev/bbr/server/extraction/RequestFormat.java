@@ -156,10 +156,4 @@ public final class RequestFormat {
     }
     return safe.toString();
   }
-
-  @Override
-  public String toString() {
-    return syntax.name().toLowerCase(Locale.ROOT)
-        + (coding == null ? "" : "+" + coding.name().toLowerCase(Locale.ROOT));
-  }
 }
