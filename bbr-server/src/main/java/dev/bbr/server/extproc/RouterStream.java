@@ -566,8 +566,9 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private void refuse(
       Outcome refused, StatusCode status, String type, String code, String param, String message) {
     errorCode = code;
-    send(Responses.error(status, type, code, param, message, "bbr_" + code));
+    // Held bytes are freed and the outcome counted before the client can see the answer.
     end(refused, status.getNumber());
+    send(Responses.error(status, type, code, param, message, "bbr_" + code));
     out.onCompleted();
   }
 
