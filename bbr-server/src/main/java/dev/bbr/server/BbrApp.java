@@ -253,8 +253,11 @@ public final class BbrApp implements AutoCloseable {
   }
 
   /**
-   * Drains and stops: health turns NOT_SERVING, no new streams are accepted, streams in flight get
-   * up to {@code --drain-timeout} to finish, then everything stops. Idempotent.
+   * Drains and stops: health turns NOT_SERVING; new streams are still accepted for {@code
+   * --shutdown-delay} (if the router was serving), so that Envoy's health checks or the endpoint
+   * controller take it out of rotation before it refuses anything; then no new streams are
+   * accepted, streams in flight get up to {@code --drain-timeout} to finish, and everything stops.
+   * Idempotent.
    */
   @Override
   public void close() {
@@ -263,6 +266,7 @@ public final class BbrApp implements AutoCloseable {
     }
     try {
       health.enterTerminalState(); // probes and Envoy's health checks fail first
+      awaitShutdownDelay();
       extProcServer.shutdown(); // GOAWAY: no new streams; in-flight ones continue
       try {
         if (!extProcServer.awaitTermination(options.drainTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
@@ -288,6 +292,25 @@ public final class BbrApp implements AutoCloseable {
       logger.info("stopped");
     } finally {
       stopped.countDown();
+    }
+  }
+
+  /**
+   * Keeps serving, with health NOT_SERVING, for {@code --shutdown-delay}. Without it, a gateway
+   * that has not yet seen the health change still opens streams here after the listener closed,
+   * and with {@code failure_mode_allow: false} each of those requests fails. A router that never
+   * served (its allowlist never loaded) is in no rotation, so it stops at once.
+   */
+  private void awaitShutdownDelay() {
+    Duration delay = options.shutdownDelay();
+    if (delay.isZero() || !loaded.isDone() || loaded.isCompletedExceptionally()) {
+      return;
+    }
+    logger.info("health NOT_SERVING; still accepting streams for --shutdown-delay {}", delay);
+    try {
+      Thread.sleep(delay.toMillis());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
   }
 

@@ -283,6 +283,29 @@ class BbrAppTest {
   }
 
   @Test
+  void close_withShutdownDelay_keepsAcceptingNewStreamsWhileNotServing() throws Exception {
+    BbrApp app = startFromExamples("--secure-serving=false", "--shutdown-delay", "5s");
+    ManagedChannel health = plaintext(app.healthPort());
+    int extProcPort = app.extProcPort();
+
+    CompletableFuture<Void> closing = CompletableFuture.runAsync(app::close);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (health(health, "") != ServingStatus.NOT_SERVING && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertThat(health(health, "")).isEqualTo(ServingStatus.NOT_SERVING);
+    // A gateway that has not seen the health change yet opens a new connection and stream: both
+    // are still accepted and routed.
+    assertRoutes(plaintext(extProcPort));
+    assertThat(closing).isNotDone();
+
+    closing.get(15, TimeUnit.SECONDS);
+    ExtProcCall refused = new ExtProcCall(plaintext(extProcPort), BodySendMode.FULL_DUPLEX_STREAMED);
+    refused.headers(false);
+    assertThat(refused.awaitClose().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+  }
+
+  @Test
   void metrics_countEachOutcome() throws Exception {
     BbrApp app = startFromExamples("--secure-serving=false");
     ManagedChannel channel = plaintext(app.extProcPort());

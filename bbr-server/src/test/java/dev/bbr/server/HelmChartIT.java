@@ -354,8 +354,9 @@ class HelmChartIT {
     assertThat(env.get("JAVA_TOOL_OPTIONS")).contains("-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError");
     assertThat(container.getResources().getLimits()).as(c.label + " memory limit").containsKey("memory");
     assertThat(pod.getTerminationGracePeriodSeconds()).as(c.label + " grace period")
-        .isGreaterThan(options.drainTimeout().toSeconds())
-        .isEqualTo(options.drainTimeout().toSeconds() + 15);
+        .isGreaterThan(options.shutdownDelay().toSeconds() + options.drainTimeout().toSeconds())
+        .isEqualTo(options.shutdownDelay().toSeconds() + options.drainTimeout().toSeconds() + 15);
+    assertThat(options.shutdownDelay()).as(c.label + " --shutdown-delay").isEqualTo(Duration.ofSeconds(5));
     assertThat(container.getPorts()).extracting(p -> p.getName() + ":" + p.getContainerPort())
         .containsExactlyInAnyOrder("grpc:" + options.grpcPort(), "health:" + options.healthPort(),
             "metrics:" + options.metricsPort());

@@ -37,6 +37,9 @@ import java.util.regex.Pattern;
  * @param bodyTimeout how long after its headers a request must name its model
  * @param drainTimeout how long in-flight streams may run after SIGTERM
  * @param maxConcurrentStreams the most ext_proc streams one HTTP/2 connection may have open
+ * @param shutdownDelay after SIGTERM, how long the router keeps accepting new streams with health
+ *     NOT_SERVING before it stops accepting and drains, so that load balancers (Envoy's active
+ *     health checks, Kubernetes endpoint removal) take it out of rotation first
  */
 public record BbrOptions(
     int grpcPort,
@@ -54,7 +57,8 @@ public record BbrOptions(
     long maxBufferedBytesTotal,
     Duration bodyTimeout,
     Duration drainTimeout,
-    int maxConcurrentStreams) {
+    int maxConcurrentStreams,
+    Duration shutdownDelay) {
 
   static final int DEFAULT_GRPC_PORT = 9004;
   static final int DEFAULT_HEALTH_PORT = 9005;
@@ -62,6 +66,8 @@ public record BbrOptions(
   static final long DEFAULT_MAX_BUFFERED_BYTES = 32L << 20;
   static final Duration DEFAULT_BODY_TIMEOUT = Duration.ofSeconds(60);
   static final Duration DEFAULT_DRAIN_TIMEOUT = Duration.ofSeconds(30);
+  /** None: a router started by hand stops at once; the Helm chart sets one (see its values). */
+  static final Duration DEFAULT_SHUTDOWN_DELAY = Duration.ZERO;
   /**
    * Per connection, not per router: Envoy opens another connection when one is full, so this
    * bounds what a single peer can open without capping the gateway's concurrency.
@@ -89,6 +95,9 @@ public record BbrOptions(
     }
     checkPositive("body-timeout", bodyTimeout);
     checkPositive("drain-timeout", drainTimeout);
+    if (shutdownDelay == null || shutdownDelay.isNegative()) {
+      throw new InvalidOptionsException("--shutdown-delay: " + shutdownDelay + " (expected: >= 0)");
+    }
     if (maxConcurrentStreams < 1) {
       throw new InvalidOptionsException(
           "--max-concurrent-streams: " + maxConcurrentStreams + " (expected: > 0)");
@@ -218,7 +227,8 @@ public record BbrOptions(
         bytes(v, "max-buffered-bytes-total", defaultTotal),
         duration(v, "body-timeout", DEFAULT_BODY_TIMEOUT),
         duration(v, "drain-timeout", DEFAULT_DRAIN_TIMEOUT),
-        integer(v, "max-concurrent-streams", DEFAULT_MAX_CONCURRENT_STREAMS));
+        integer(v, "max-concurrent-streams", DEFAULT_MAX_CONCURRENT_STREAMS),
+        duration(v, "shutdown-delay", DEFAULT_SHUTDOWN_DELAY));
   }
 
   private static AllowlistSourceConfig allowlist(Map<String, String> v, Map<String, String> env) {
@@ -302,6 +312,9 @@ public record BbrOptions(
     MAX_CONCURRENT_STREAMS("max-concurrent-streams", "N",
         "most ext_proc streams open on one Envoy connection; Envoy opens another when one is full "
             + "(default 1000)"),
+    SHUTDOWN_DELAY("shutdown-delay", "DURATION",
+        "on SIGTERM, time health is NOT_SERVING while new streams are still accepted, before the "
+            + "drain starts (default 0s)"),
     // Upstream flags accepted so existing deployments start; they change nothing here.
     TRACING("tracing", null, null),
     METRICS_ENDPOINT_AUTH("metrics-endpoint-auth", null, null),

@@ -61,6 +61,7 @@ class BbrOptionsTest {
     assertThat(options.bodyTimeout()).isEqualTo(Duration.ofSeconds(60));
     assertThat(options.drainTimeout()).isEqualTo(Duration.ofSeconds(30));
     assertThat(options.maxConcurrentStreams()).isEqualTo(1000);
+    assertThat(options.shutdownDelay()).isEqualTo(Duration.ZERO);
   }
 
   @Test
@@ -79,10 +80,12 @@ class BbrOptionsTest {
         "--max-buffered-bytes-total", "64Mi",
         "--body-timeout", "5s",
         "--drain-timeout", "2m",
-        "--max-concurrent-streams", "64");
+        "--max-concurrent-streams", "64",
+        "--shutdown-delay", "3s");
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
-        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64));
+        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
+        Duration.ofSeconds(3)));
   }
 
   @Test
@@ -102,10 +105,12 @@ class BbrOptionsTest {
         "--max-buffered-bytes-total=64Mi",
         "--body-timeout=5s",
         "--drain-timeout=2m",
-        "--max-concurrent-streams=64");
+        "--max-concurrent-streams=64",
+        "--shutdown-delay=3s");
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
-        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64));
+        AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
+        Duration.ofSeconds(3)));
   }
 
   @Test
@@ -233,6 +238,7 @@ class BbrOptionsTest {
             "expected: a shorter duration"),
         Arguments.of("--drain-timeout", new String[] {"--drain-timeout", "-5s"}, "expected: a duration"),
         Arguments.of("--drain-timeout", new String[] {"--drain-timeout", "0ms"}, "expected: > 0"),
+        Arguments.of("--shutdown-delay", new String[] {"--shutdown-delay", "-1s"}, "expected: a duration"),
         Arguments.of("--grpc-port", new String[] {"--grpc-port"}, "missing value"),
         Arguments.of("--cert-path", new String[] {"--cert-path="}, "expected: a path"));
   }
@@ -417,13 +423,14 @@ class BbrOptionsTest {
         "--max-buffered-bytes-total BYTES",
         "--body-timeout DURATION",
         "--drain-timeout DURATION",
+        "--shutdown-delay DURATION",
         "--kubeconfig FILE",
         "--namespace NS",
         "--all-namespaces ",
         "--configmap-label KEY=VALUE",
         "--log-format json|text");
     assertThat(usage).contains("(default 9004)", "(default 9005)", "(default 9090)", "(default true)");
-    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(20);
+    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(21);
   }
 
   @Test
@@ -434,22 +441,24 @@ class BbrOptionsTest {
   @Test
   void constructor_refusesInvalidValues_likeTheParser() {
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
-        AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1))
+        AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
+        Duration.ZERO))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-buffered-bytes: 0");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         new AllowlistSourceConfig(allowlistDir, allowlistDir, null, false, List.of("a=b")),
-        true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1))
+        true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
+        Duration.ZERO))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageContaining("--allowlist-dir and --kubeconfig");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(-1), 1))
+        Duration.ofSeconds(-1), 1, Duration.ZERO))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--drain-timeout: ");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(1), 0))
+        Duration.ofSeconds(1), 0, Duration.ZERO))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-concurrent-streams: 0");
   }
