@@ -19,7 +19,13 @@ import dev.bbr.server.tls.SelfSignedCertificates;
 import dev.bbr.server.tls.ServerIdentity;
 import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.grpc.Metadata;
 import io.grpc.Server;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.ServerInterceptors;
+import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
@@ -124,7 +130,7 @@ public final class BbrApp implements AutoCloseable {
           options.bodyTimeout());
       ExtProcService service = new ExtProcService(allowlist, policy, budget, timer, metrics);
       NettyServerBuilder extProc = NettyServerBuilder.forAddress(new InetSocketAddress(options.grpcPort()))
-          .addService(service)
+          .addService(ServerInterceptors.intercept(service, new RefuseUntilLoaded(loaded)))
           // Stream callbacks never block (no I/O, no locks held across calls): run them on the
           // event loop instead of paying a thread hand-off per message.
           .directExecutor()
@@ -311,6 +317,31 @@ public final class BbrApp implements AutoCloseable {
       Thread.sleep(delay.toMillis());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * Fails every ext_proc stream with UNAVAILABLE until the first allowlist is loaded. The port is
+   * bound (and reachable) from start, but an empty allowlist would answer 404 for every model: a
+   * gateway that does not health-check the router (or a restart on the same address) would turn
+   * a not-yet-ready router into client-visible "model not found". UNAVAILABLE makes Envoy fail
+   * the request as a 5xx, the same as a router that is not running.
+   */
+  private static final class RefuseUntilLoaded implements ServerInterceptor {
+    private final CompletableFuture<Void> loaded;
+
+    RefuseUntilLoaded(CompletableFuture<Void> loaded) {
+      this.loaded = loaded;
+    }
+
+    @Override
+    public <Q, R> ServerCall.Listener<Q> interceptCall(
+        ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
+      if (loaded.isDone() && !loaded.isCompletedExceptionally()) {
+        return next.startCall(call, headers);
+      }
+      call.close(Status.UNAVAILABLE.withDescription("allowlist not loaded yet"), new Metadata());
+      return new ServerCall.Listener<>() {};
     }
   }
 

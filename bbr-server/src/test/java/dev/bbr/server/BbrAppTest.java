@@ -161,6 +161,24 @@ class BbrAppTest {
   }
 
   @Test
+  void extProcStreams_failUnavailable_untilTheAllowlistIsLoaded() throws Exception {
+    CompletableFuture<Void> firstSync = new CompletableFuture<>();
+    BbrApp app = start(holder -> new ManualSource(firstSync), "--secure-serving=false");
+    ManagedChannel channel = plaintext(app.extProcPort());
+    ExtProcCall early = new ExtProcCall(channel, BodySendMode.FULL_DUPLEX_STREAMED);
+    early.headers(false);
+    // Not a 404 from an empty allowlist: Envoy turns UNAVAILABLE into a 5xx, as for a router
+    // that is not running.
+    assertThat(early.awaitClose().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+
+    firstSync.complete(null);
+    app.allowlistLoaded().get(5, TimeUnit.SECONDS);
+    ExtProcCall later = new ExtProcCall(channel, BodySendMode.FULL_DUPLEX_STREAMED);
+    later.headers(false).body("{\"model\":\"" + QWEN + "\"}", true);
+    assertThat(later.reply().getResponseCase()).isEqualTo(ResponseCase.IMMEDIATE_RESPONSE);
+  }
+
+  @Test
   void allowlistLoaded_fails_whenTheSourceCannotStart() throws Exception {
     BbrApp app = start(holder -> new ManualSource(CompletableFuture.failedFuture(
         new IOException("no such directory"))), "--secure-serving=false");
