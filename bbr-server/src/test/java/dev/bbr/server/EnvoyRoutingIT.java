@@ -961,7 +961,7 @@ class EnvoyRoutingIT {
         poolCluster("pool_phi", phiPort));
   }
 
-  private static String listener(String name, String extProcCluster, String processing) {
+  static String listener(String name, String extProcCluster, String processing) {
     return """
           - name: %1$s
             address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
@@ -1051,7 +1051,7 @@ class EnvoyRoutingIT {
         """.formatted(name, port);
   }
 
-  private static String poolCluster(String name, int port) {
+  static String poolCluster(String name, int port) {
     return """
           - name: %1$s
             type: STATIC
