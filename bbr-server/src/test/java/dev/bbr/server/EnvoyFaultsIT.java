@@ -13,6 +13,7 @@ import dev.bbr.server.testing.LoadDriver.Result;
 import dev.bbr.server.testing.RouterProcess;
 import dev.bbr.server.testing.RouterProcess.Ports;
 import dev.bbr.server.testing.StubModelBackend;
+import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
@@ -29,6 +30,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.LongFunction;
@@ -160,7 +162,8 @@ class EnvoyFaultsIT {
   @DisplayName("two routers behind active gRPC health checks, restarted one after the other with SIGTERM under load: zero failed requests")
   void rollingSigterm_behindHealthChecks_failsNothing(@TempDir Path tmp) throws Exception {
     Path allowlist = allowlistDir(tmp);
-    String delay = System.getProperty("bbr.faults.shutdownDelay", "2s");
+    // Longer than Envoy needs to see NOT_SERVING twice (2 × 500 ms interval).
+    String delay = System.getProperty("bbr.faults.shutdownDelay", "3s");
     List<String> flags = List.of("--allowlist-dir", allowlist.toString(),
         "--shutdown-delay", delay, "--drain-timeout", "10s");
     RouterProcess a = track(RouterProcess.start("faults-roll-a", jar, Ports.free(), logs, flags));
@@ -240,7 +243,7 @@ class EnvoyFaultsIT {
     awaitTrue("bbr_allowlist_watching 0 during the outage", 30_000,
         () -> router.metric("bbr_allowlist_watching") == 0.0);
     long notWatchingAt = System.nanoTime();
-    pause(5_000); // the outage, under load
+    EnvoyProcess.sleep(5_000); // the outage, under load
     long upAt = System.nanoTime();
     KubernetesMockServer back = apiServer(store, apiPort);
     toClose.add(back::destroy);
@@ -281,12 +284,12 @@ class EnvoyFaultsIT {
         if (System.nanoTime() > deadline) {
           throw e;
         }
-        pause(200); // the port of the stopped server not yet free
+        EnvoyProcess.sleep(200); // the port of the stopped server not yet free
       }
     }
   }
 
-  private static io.fabric8.kubernetes.api.model.ConfigMap entry(String name, String base, String... adapters) {
+  private static ConfigMap entry(String name, String base, String... adapters) {
     return new ConfigMapBuilder()
         .withNewMetadata().withName(name).withNamespace(NAMESPACE).addToLabels(LABEL, "true").endMetadata()
         .addToData("baseModel", base)
@@ -359,16 +362,7 @@ class EnvoyFaultsIT {
   static String statuses(List<Result> results) {
     return results.stream().collect(Collectors.groupingBy(
         r -> r.status() < 0 ? String.valueOf(r.error()) : String.valueOf(r.status()),
-        java.util.TreeMap::new, Collectors.counting())).toString();
-  }
-
-  static void pause(long millis) {
-    try {
-      Thread.sleep(millis);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new AssertionError("interrupted", e);
-    }
+        TreeMap::new, Collectors.counting())).toString();
   }
 
   static long millis(long nanos) {
@@ -388,7 +382,7 @@ class EnvoyFaultsIT {
       if (System.nanoTime() > deadline) {
         throw new AssertionError("timed out after " + timeoutMillis + " ms waiting for " + what);
       }
-      pause(100);
+      EnvoyProcess.sleep(100);
     }
   }
 
@@ -396,8 +390,10 @@ class EnvoyFaultsIT {
    * Envoy with listeners {@code streamed} (FULL_DUPLEX_STREAMED) and {@code buffered} (BUFFERED),
    * both sending ext_proc to cluster {@code bbr} (one endpoint per router) and routing on {@code
    * x-gateway-base-model-name} to the two stub pools, with {@link EnvoyRoutingIT}'s routes. With {@code healthChecks}, Envoy checks each
-   * router's {@code grpc.health.v1} port every 500 ms, takes a host out after one failed check and
-   * back after one good one, and never falls back to unhealthy hosts (panic threshold 0).
+   * router's {@code grpc.health.v1} port every 500 ms, takes a host out after two failed checks
+   * (NOT_SERVING, or no answer within 2 s) and back after one good one, and never falls back to
+   * unhealthy hosts (panic threshold 0). One failed check is not enough: on a loaded host a single
+   * slow answer from the router that stays would take the last healthy host out.
    */
   static String envoyConfig(String name, List<Ports> routers, boolean healthChecks) {
     return envoyConfig(name, routers, healthChecks, qwen.port(), phi.port());
@@ -415,10 +411,10 @@ class EnvoyFaultsIT {
     }
     String health = healthChecks ? """
             health_checks:
-            - timeout: 0.5s
+            - timeout: 2s
               interval: 0.5s
               no_traffic_interval: 0.5s
-              unhealthy_threshold: 1
+              unhealthy_threshold: 2
               healthy_threshold: 1
               grpc_health_check: {}
             common_lb_config: { healthy_panic_threshold: { value: 0 } }
@@ -447,26 +443,10 @@ class EnvoyFaultsIT {
         %5$s
         %6$s
         %7$s
-        """.formatted(name, EnvoyRoutingIT.listener("streamed", "bbr", """
-            failure_mode_allow: false
-            processing_mode:
-              request_header_mode: SEND
-              request_body_mode: FULL_DUPLEX_STREAMED
-              request_trailer_mode: SEND
-              response_header_mode: SKIP
-              response_body_mode: NONE
-              response_trailer_mode: SKIP
-            """), EnvoyRoutingIT.listener("buffered", "bbr", """
-            failure_mode_allow: false
-            message_timeout: 5s
-            processing_mode:
-              request_header_mode: SEND
-              request_body_mode: BUFFERED
-              request_trailer_mode: SKIP
-              response_header_mode: SKIP
-              response_body_mode: NONE
-              response_trailer_mode: SKIP
-            """), health, endpoints,
+        """.formatted(name, EnvoyRoutingIT.listener("streamed", "bbr",
+            EnvoyRoutingIT.processing(EnvoyRoutingIT.Mode.FULL_DUPLEX_STREAMED)),
+        EnvoyRoutingIT.listener("buffered", "bbr", EnvoyRoutingIT.processing(EnvoyRoutingIT.Mode.BUFFERED)),
+        health, endpoints,
         EnvoyRoutingIT.poolCluster("pool_qwen", qwenPort), EnvoyRoutingIT.poolCluster("pool_phi", phiPort));
   }
 }

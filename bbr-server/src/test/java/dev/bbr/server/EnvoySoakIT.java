@@ -105,7 +105,7 @@ class EnvoySoakIT {
 
   private static List<Result> run(LongFunction<Request> mix, long seconds) {
     LoadDriver load = LoadDriver.start(CLIENTS, PERIOD_MILLIS, mix);
-    EnvoyFaultsIT.pause(TimeUnit.SECONDS.toMillis(seconds));
+    EnvoyProcess.sleep(TimeUnit.SECONDS.toMillis(seconds));
     return load.stop();
   }
 

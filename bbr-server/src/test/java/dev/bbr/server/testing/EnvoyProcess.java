@@ -363,7 +363,8 @@ public final class EnvoyProcess implements AutoCloseable {
     return out.toString();
   }
 
-  static void sleep(long millis) {
+  /** Sleeps; an interrupt fails the test (as an {@link AssertionError}). */
+  public static void sleep(long millis) {
     try {
       Thread.sleep(millis);
     } catch (InterruptedException e) {
