@@ -5,6 +5,8 @@ import dev.bbr.server.config.InvalidOptionsException;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import sun.misc.Signal;
@@ -35,6 +37,22 @@ public final class Main {
       logger.info("accepted for compatibility with the upstream BBR, no effect here: {}", ignored);
     }
 
+    // SIGTERM (Kubernetes) and SIGINT (a terminal): drain, then exit 0 rather than the JVM's 143.
+    // Installed before the router starts: health can turn SERVING inside BbrApp.start, and a
+    // SIGTERM sent from that moment on must drain, not kill the JVM. A signal that comes before
+    // BbrApp.start has returned is acted on by main once it has.
+    AtomicBoolean stopRequested = new AtomicBoolean();
+    AtomicReference<BbrApp> running = new AtomicReference<>();
+    for (String name : List.of("TERM", "INT")) {
+      Signal.handle(new Signal(name), signal -> {
+        logger.info("SIG{} received: draining", name);
+        stopRequested.set(true);
+        BbrApp started = running.get();
+        if (started != null) {
+          drainAndExit(started);
+        }
+      });
+    }
     BbrApp app;
     try {
       app = BbrApp.start(options);
@@ -49,14 +67,21 @@ public final class Main {
       System.exit(1);
       return null;
     });
-    // SIGTERM (Kubernetes) and SIGINT (a terminal): drain, then exit 0 rather than the JVM's 143.
-    for (String name : List.of("TERM", "INT")) {
-      Signal.handle(new Signal(name), signal -> {
-        logger.info("SIG{} received: draining", name);
-        app.close();
-        System.exit(0);
-      });
+    running.set(app);
+    if (stopRequested.get()) {
+      drainAndExit(app);
     }
     app.awaitTermination();
+  }
+
+  /** Closes the router (idempotent), waits until that close has finished, and exits 0. */
+  private static void drainAndExit(BbrApp app) {
+    app.close();
+    try {
+      app.awaitTermination(); // another thread may be the one closing it
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    System.exit(0);
   }
 }
