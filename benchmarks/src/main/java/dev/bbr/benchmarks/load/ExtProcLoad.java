@@ -81,6 +81,7 @@ public final class ExtProcLoad {
    * @param serverCpuNanos server process CPU time over the window, or -1
    * @param serverCpuNanosExcludingJit the same without the JIT compiler threads, or -1
    * @param clientCpuNanos this process's CPU time over the window
+   * @param echoedBytes FULL_DUPLEX_STREAMED body bytes echoed back in the window, finished or not
    */
   public record Result(
       long answered,
@@ -90,7 +91,8 @@ public final class ExtProcLoad {
       Histogram latencyNanos,
       long serverCpuNanos,
       long serverCpuNanosExcludingJit,
-      long clientCpuNanos) {
+      long clientCpuNanos,
+      long echoedBytes) {
     public double rps() {
       return answered / seconds;
     }
@@ -121,6 +123,7 @@ public final class ExtProcLoad {
   private final Recorder latency = new Recorder(3);
   private final Map<Integer, LongAdder> statuses = new ConcurrentHashMap<>();
   private final LongAdder errors = new LongAdder();
+  private final LongAdder echoed = new LongAdder();
   private final AtomicInteger inFlight = new AtomicInteger();
   private final AtomicInteger next = new AtomicInteger();
   private volatile boolean running = true;
@@ -198,6 +201,7 @@ public final class ExtProcLoad {
     latency.reset();
     Map<Integer, Long> statusesBefore = snapshot();
     long errorsBefore = errors.sum();
+    long echoedBefore = echoed.sum();
     long serverCpuBefore = config.cpuOfServer() == null ? -1 : config.cpuOfServer().getAsLong();
     long serverNoJitBefore = config.cpuOfServerExcludingJit() == null
         ? -1 : config.cpuOfServerExcludingJit().getAsLong();
@@ -218,6 +222,7 @@ public final class ExtProcLoad {
       }
     });
     long errorsInWindow = errors.sum() - errorsBefore;
+    long echoedInWindow = echoed.sum() - echoedBefore;
     running = false;
     long drainUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (inFlight.get() > 0 && System.nanoTime() < drainUntil) {
@@ -227,7 +232,7 @@ public final class ExtProcLoad {
       System.err.println("ext_proc load: " + errorsInWindow + " errors; last: " + lastError);
     }
     return new Result(window.getTotalCount(), statusesInWindow, errorsInWindow, elapsed / 1e9,
-        window, serverCpu, serverNoJit, clientCpu);
+        window, serverCpu, serverNoJit, clientCpu, echoedInWindow);
   }
 
   private Map<Integer, Long> snapshot() {
@@ -338,7 +343,9 @@ public final class ExtProcLoad {
             return;
           }
           var mutation = reply.getRequestBody().getResponse().getBodyMutation();
-          echoedBytes += mutation.getStreamedResponse().getBody().size();
+          int size = mutation.getStreamedResponse().getBody().size();
+          echoedBytes += size;
+          echoed.add(size);
           maybeAnswered(mutation.getStreamedResponse().getEndOfStream());
         }
         case IMMEDIATE_RESPONSE -> answer(reply.getImmediateResponse().getStatus().getCodeValue());
