@@ -24,7 +24,7 @@ import java.util.TreeMap;
 public final class ExtProcBench {
   static final String USAGE = "ExtProcBench [--router-jar bbr-server/target/bbr-server.jar]"
       + " [--allowlist-dir deploy/examples/allowlist] [--sizes 1Ki,16Ki,256Ki,1Mi]"
-      + " [--modes FULL_DUPLEX_STREAMED,BUFFERED] [--rounds 3] [--warmup 1s] [--duration 3s]"
+      + " [--modes FULL_DUPLEX_STREAMED,BUFFERED] [--rounds 3] [--warmup 1s] [--duration 2.5s]"
       + " [--concurrency 32] [--connections 2] [--chunk-bytes 16Ki]"
       + " [--jvm-flags '-Xms512m -Xmx512m -XX:+ExitOnOutOfMemoryError'] [--router-jvm-extra '']"
       + " [--out benchmarks/results/extproc.json]";
@@ -41,7 +41,7 @@ public final class ExtProcBench {
         .map(BodySendMode::valueOf).toList();
     int rounds = args.integer("rounds", 3);
     Duration warmup = args.duration("warmup", "1s");
-    Duration duration = args.duration("duration", "3s");
+    Duration duration = args.duration("duration", "2.5s");
     int concurrency = args.integer("concurrency", 32);
     int connections = args.integer("connections", 2);
     int chunkBytes = args.integer("chunk-bytes", 16 << 10);
