@@ -14,7 +14,9 @@ jar=benchmarks/target/benchmarks.jar
 mkdir -p "$results"
 
 echo "== build"
-mvn -B -q -DskipTests package -pl benchmarks -am
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then  # run-all.sh builds once
+  mvn -B -q -ntp -DskipTests package -pl benchmarks -am
+fi
 
 echo "== machine"
 {

@@ -7,7 +7,7 @@
 #     on a header the client sends (no ext_proc), c=10, 1 KiB and 16 KiB chat bodies, interleaved
 #     rounds, medians -> benchmarks/results/envoy-ab.json
 # About 3.5 minutes on 2 cores after the build (up to 60 s of it warms the router's JIT). SKIP_BUILD=1 reuses the built jars; MVN_FLAGS
-# (default -o) goes to Maven. Extra arguments go to EnvoyAbBench, e.g. `--sizes 1024 --rounds 6`
+# goes to Maven. Extra arguments go to EnvoyAbBench, e.g. `--sizes 1024 --rounds 6`
 # or `--jfr benchmarks/results/router.jfr` (profiles the router; the numbers are then not valid).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ mkdir -p "$results"
 export ENVOY_BIN="${ENVOY_BIN:-$(scripts/envoy-path.sh)}"
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   # shellcheck disable=SC2086
-  mvn -B -q ${MVN_FLAGS--o} -DskipTests package -pl benchmarks -am
+  mvn -B -q -ntp ${MVN_FLAGS-} -DskipTests package -pl benchmarks -am
 fi
 run() {
   java -Xmx1g -Dbbr.jar=bbr-server/target/bbr-server.jar -cp "$jar" "$@"

@@ -12,7 +12,9 @@ results=benchmarks/results
 jar=benchmarks/target/benchmarks.jar
 mkdir -p "$results"
 
-mvn -B -q -DskipTests package -pl benchmarks -am
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then  # run-all.sh builds once
+  mvn -B -q -ntp -DskipTests package -pl benchmarks -am
+fi
 java -Xms1g -Xmx1g -cp "$jar" dev.bbr.benchmarks.load.ExtProcBench \
   --router-jar bbr-server/target/bbr-server.jar --allowlist-dir deploy/examples/allowlist \
   --out "$results/extproc.json" "$@" 2> "$results/extproc-progress.txt" | tee "$results/extproc.md"

@@ -10,7 +10,9 @@ results=benchmarks/results
 jar=benchmarks/target/benchmarks.jar
 mkdir -p "$results"
 
-mvn -B -q -DskipTests package -pl benchmarks -am
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then  # run-all.sh builds once
+  mvn -B -q -ntp -DskipTests package -pl benchmarks -am
+fi
 java -jar "$jar" ExtractionBenchmark -f 1 -wi 2 -w 1s -i 3 -r 1s -prof gc \
   -rf json -rff "$results/extraction-jmh.json" "$@" | tee "$results/extraction-jmh.txt"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
