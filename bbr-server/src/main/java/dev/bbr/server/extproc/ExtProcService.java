@@ -1,8 +1,6 @@
 package dev.bbr.server.extproc;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import dev.bbr.allowlist.Allowlist;
-import dev.bbr.server.extraction.ModelScanner;
 import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
@@ -35,8 +33,7 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
       BodyBudget budget,
       ScheduledExecutorService timer,
       RouterEvents events) {
-    JsonFactory json = ModelScanner.newFactory();
-    this.context = new StreamContext(allowlist, policy, budget, json, timer, events);
+    this.context = new StreamContext(allowlist, policy, budget, timer, events);
   }
 
   @Override
@@ -50,7 +47,6 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
       Supplier<Allowlist> allowlist,
       RoutingPolicy policy,
       BodyBudget budget,
-      JsonFactory json,
       ScheduledExecutorService timer,
       RouterEvents events) {}
 }

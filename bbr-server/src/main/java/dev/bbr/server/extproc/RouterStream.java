@@ -47,8 +47,11 @@ import org.slf4j.LoggerFactory;
 final class RouterStream implements StreamObserver<ProcessingRequest> {
   private static final Logger logger = LoggerFactory.getLogger(RouterStream.class);
   private static final int MAX_REQUEST_ID_CHARS = 128;
-  /** Budget bytes charged per body byte held: the chunk plus Jackson's UTF-16 string copy. */
-  static final int HOLD_COST = 3;
+  /**
+   * Budget bytes charged per body byte held: the chunk itself. The scanner reads chunks in place
+   * and keeps only a fixed 256-byte model buffer, so nothing grows with the body.
+   */
+  static final int HOLD_COST = 1;
 
   private enum Phase {
     /** Nothing but a protocol config may have arrived. */
@@ -242,7 +245,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     try {
       RequestFormat format = RequestFormat.of(
           header(headers, "content-type", false), header(headers, "content-encoding", true));
-      scanner = format.newScanner(context.json(), context.policy().maxBufferedBytes());
+      scanner = format.newScanner(context.policy().maxBufferedBytes());
       return true;
     } catch (BodyException e) {
       refuse(e);
@@ -351,8 +354,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
               + " mode (use FULL_DUPLEX_STREAMED).");
       return;
     }
-    // Each byte held before the model is known costs up to three: the chunk itself, and
-    // Jackson's UTF-16 copy of a string still open at the end of it.
+    // Each byte held before the model is known costs one: the chunk itself (HOLD_COST).
     long charge = HOLD_COST * chunk.size();
     if (!chunk.isEmpty() && !context.budget().tryAcquire(charge)) {
       refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",

@@ -1,6 +1,5 @@
 package dev.bbr.server.extraction;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.google.protobuf.ByteString;
 import java.nio.ByteBuffer;
 
@@ -16,8 +15,8 @@ final class JsonBodyScanner implements BodyScanner {
   private boolean sniffing;
   private long fed;
 
-  JsonBodyScanner(JsonFactory json, boolean sniff) {
-    this.scanner = new ModelScanner(json);
+  JsonBodyScanner(boolean sniff) {
+    this.scanner = new ModelScanner();
     this.sniffing = sniff;
   }
 

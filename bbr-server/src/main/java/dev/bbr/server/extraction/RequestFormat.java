@@ -1,6 +1,5 @@
 package dev.bbr.server.extraction;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import java.util.Locale;
 
 /**
@@ -76,10 +75,10 @@ public final class RequestFormat {
   }
 
   /** Returns a scanner for one body; {@code maxDecodedBytes} bounds decoding before the model. */
-  public BodyScanner newScanner(JsonFactory json, long maxDecodedBytes) {
+  public BodyScanner newScanner(long maxDecodedBytes) {
     BodyScanner reader = syntax == Syntax.MULTIPART
         ? new MultipartScanner(boundary)
-        : new JsonBodyScanner(json, syntax == Syntax.SNIFFED_JSON);
+        : new JsonBodyScanner(syntax == Syntax.SNIFFED_JSON);
     return coding == null ? reader : new DecodingScanner(coding, reader, maxDecodedBytes);
   }
 

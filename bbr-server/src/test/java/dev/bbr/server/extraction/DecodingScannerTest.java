@@ -3,7 +3,6 @@ package dev.bbr.server.extraction;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.google.protobuf.ByteString;
 import dev.bbr.server.extraction.BodyException.Problem;
 import dev.bbr.server.extraction.DecodingScanner.Coding;
@@ -17,7 +16,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 class DecodingScannerTest {
-  private static final JsonFactory JSON = ModelScanner.newFactory();
   private static final String QWEN = "Qwen/Qwen2.5-3B-Instruct";
   private static final byte[] CHAT = ("{\"messages\":[{\"role\":\"user\",\"content\":\"naïve 日本 🚀"
       + " \\\"model\\\"\"}],\"stream\":true,\"model\":\"" + QWEN + "\",\"max_tokens\":5}")
@@ -39,11 +37,11 @@ class DecodingScannerTest {
   }
 
   private static DecodingScanner json(Coding coding, long max, int buffer) {
-    return new DecodingScanner(coding, new JsonBodyScanner(JSON, false), max, buffer);
+    return new DecodingScanner(coding, new JsonBodyScanner(false), max, buffer);
   }
 
   private static long identityDecisionOffset(byte[] body) throws BodyException {
-    ModelScanner scanner = new ModelScanner(JSON);
+    ModelScanner scanner = new ModelScanner();
     scanner.feed(ByteString.copyFrom(body));
     return scanner.decisionOffset();
   }

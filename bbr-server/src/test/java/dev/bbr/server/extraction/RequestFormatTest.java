@@ -3,7 +3,6 @@ package dev.bbr.server.extraction;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.google.protobuf.ByteString;
 import dev.bbr.server.extraction.BodyException.Problem;
 import org.junit.jupiter.api.Test;
@@ -12,12 +11,11 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class RequestFormatTest {
-  private static final JsonFactory JSON = ModelScanner.newFactory();
   private static final String BODY = " {\"model\":\"m\"}";
 
   private static String modelOf(String contentType, String contentEncoding, byte[] body)
       throws BodyException {
-    BodyScanner scanner = RequestFormat.of(contentType, contentEncoding).newScanner(JSON, 1 << 20);
+    BodyScanner scanner = RequestFormat.of(contentType, contentEncoding).newScanner(1 << 20);
     scanner.feed(ByteString.copyFrom(body));
     scanner.end();
     return scanner.model();
