@@ -73,6 +73,8 @@ public final class ModelScanner {
   private static final int EXPONENT = 21; // after 'e' or 'E'
   private static final int EXPONENT_SIGN = 22; // after the exponent's sign
   private static final int EXPONENT_DIGITS = 23; // in the exponent digits
+  private static final int LOW_SURROGATE = 24; // in a field name after a high surrogate escape: a backslash
+  private static final int LOW_SURROGATE_U = 25; // then 'u'
 
   // What the string being scanned is; the first two are skipped fast, the others decoded.
   private static final int PLAIN_VALUE = 0;
@@ -112,6 +114,8 @@ public final class ModelScanner {
   private boolean modelTooLong;
   private boolean modelBadUnicode;
   private int pendingHighSurrogate;
+  /** A field name's last escape was a high surrogate: the low one must follow at once. */
+  private boolean nameHighSurrogate;
   private long modelStart;
   /** Body bytes scanned before the current chunk. */
   private long consumed;
@@ -183,7 +187,8 @@ public final class ModelScanner {
     switch (state) {
       case TRAILING -> { }
       case START, ROOT -> throw fail(BodyException.Problem.EMPTY_BODY, "request body is empty");
-      case STRING, ESCAPE, HEX, UTF8 -> throw invalid("it ends inside a string");
+      case STRING, ESCAPE, HEX, UTF8, LOW_SURROGATE, LOW_SURROGATE_U ->
+          throw invalid("it ends inside a string");
       default -> throw invalid("it ends early");
     }
   }
@@ -335,7 +340,21 @@ public final class ModelScanner {
             hexValue = hexValue << 4 | digit;
             if (++hexDigits == 4) {
               decodedUnit(hexValue);
-              st = STRING;
+              st = stringKind == PLAIN_VALUE || stringKind == MODEL_VALUE
+                  ? STRING : nameSurrogate(hexValue, base + i);
+            }
+          }
+          case LOW_SURROGATE, LOW_SURROGATE_U -> {
+            if (bytes[i] != (st == LOW_SURROGATE ? '\\' : 'u')) {
+              throw invalid("broken surrogate pair in a field name", base + i);
+            }
+            i++;
+            if (st == LOW_SURROGATE) {
+              st = LOW_SURROGATE_U;
+            } else {
+              hexValue = 0;
+              hexDigits = 0;
+              st = HEX;
             }
           }
           case AFTER_VALUE -> {
@@ -682,6 +701,29 @@ public final class ModelScanner {
     model = value;
     decided = true;
     decisionOffset = modelStart;
+  }
+
+  /**
+   * Checks a {@code \\u} escape in a field name and returns the next state. Jackson refuses broken
+   * surrogate pairs in names (it keeps names as UTF-8), though it accepts them in values.
+   */
+  private int nameSurrogate(int unit, long offset) throws BodyException {
+    boolean low = unit >= 0xDC00 && unit <= 0xDFFF;
+    if (nameHighSurrogate) {
+      nameHighSurrogate = false;
+      if (!low) {
+        throw invalid("broken surrogate pair in a field name", offset);
+      }
+      return STRING;
+    }
+    if (low) {
+      throw invalid("lone low surrogate in a field name", offset);
+    }
+    if (unit >= 0xD800 && unit <= 0xDBFF) {
+      nameHighSurrogate = true;
+      return LOW_SURROGATE;
+    }
+    return STRING;
   }
 
   /** Takes one decoded UTF-16 unit (an ASCII byte or an escape) of a key or the model. */

@@ -4,7 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
 import dev.bbr.server.extraction.BodyException.Problem;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -188,6 +190,245 @@ class ModelScannerTest {
     assertThatThrownBy(() -> scanWhole(bytes("{\"prompt\": " + secret + ", \"model\": \"m\"}")))
         .isInstanceOf(BodyException.class)
         .message().doesNotContain(secret).contains("not valid JSON");
+  }
+
+  @Test
+  void utf8Bom_isSkipped_wherever_theBodyIsSplit() throws BodyException {
+    byte[] json = "{\"model\":\"m\"}".getBytes(StandardCharsets.UTF_8);
+    byte[] body = new byte[json.length + 3];
+    body[0] = (byte) 0xEF;
+    body[1] = (byte) 0xBB;
+    body[2] = (byte) 0xBF;
+    System.arraycopy(json, 0, body, 3, json.length);
+    for (int at = 0; at <= body.length; at++) {
+      ModelScanner scanner = new ModelScanner();
+      scanner.feed(ByteString.copyFrom(body, 0, at));
+      scanner.feed(ByteString.copyFrom(body, at, body.length - at));
+      scanner.end();
+      assertThat(scanner.model()).isEqualTo("m");
+      assertThat(scanner.decisionOffset()).isEqualTo(3 + 10); // offsets count the BOM's bytes
+    }
+  }
+
+  static Stream<Arguments> badEncodings() {
+    return Stream.of(
+        Arguments.of("BOM only", new int[] {0xEF, 0xBB, 0xBF}, Problem.EMPTY_BODY),
+        Arguments.of("BOM after whitespace", new int[] {' ', 0xEF, 0xBB, 0xBF, '{', '}'},
+            Problem.INVALID_JSON),
+        Arguments.of("half a BOM", new int[] {0xEF, 0xBB, '{', '}'}, Problem.INVALID_JSON),
+        Arguments.of("UTF-16BE BOM", new int[] {0xFE, 0xFF, 0, '{', 0, '}'}, Problem.INVALID_JSON),
+        Arguments.of("UTF-16LE BOM", new int[] {0xFF, 0xFE, '{', 0, '}', 0}, Problem.INVALID_JSON),
+        Arguments.of("UTF-16LE without BOM", new int[] {'{', 0, '}', 0}, Problem.INVALID_JSON),
+        Arguments.of("UTF-32BE BOM", new int[] {0, 0, 0xFE, 0xFF, 0, 0, 0, '{'}, Problem.INVALID_JSON));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("badEncodings")
+  void bodyThatIsNotUtf8Json_isRefused(String name, int[] bytes, Problem problem) {
+    assertThatThrownBy(() -> scanWhole(raw(bytes)))
+        .isInstanceOfSatisfying(BodyException.class, e -> assertThat(e.problem()).isEqualTo(problem));
+  }
+
+  static Stream<Arguments> invalidUtf8() {
+    return Stream.of(
+        Arguments.of("overlong 2-byte '/'", new int[] {0xC0, 0xAF}),
+        Arguments.of("overlong 2-byte NUL", new int[] {0xC1, 0x80}),
+        Arguments.of("overlong 3-byte", new int[] {0xE0, 0x80, 0xAF}),
+        Arguments.of("overlong 4-byte", new int[] {0xF0, 0x8F, 0xBF, 0xBF}),
+        Arguments.of("surrogate in UTF-8", new int[] {0xED, 0xA0, 0x80}),
+        Arguments.of("above U+10FFFF", new int[] {0xF4, 0x90, 0x80, 0x80}),
+        Arguments.of("lead byte F5", new int[] {0xF5, 0x80, 0x80, 0x80}),
+        Arguments.of("lone continuation", new int[] {0x80}),
+        Arguments.of("truncated 2-byte", new int[] {0xC3}),
+        Arguments.of("truncated 4-byte", new int[] {0xF0, 0x9F, 0x9A}),
+        Arguments.of("FF", new int[] {0xFF}));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("invalidUtf8")
+  void invalidUtf8_inTheModel_isInvalidJson(String name, int[] bytes) {
+    int[] body = concat(ascii("{\"model\":\"a"), bytes, ascii("b\"}"));
+    assertThatThrownBy(() -> scanWhole(raw(body)))
+        .isInstanceOfSatisfying(BodyException.class,
+            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("invalidUtf8")
+  void invalidUtf8_afterTheModel_isInvalidJson_evenOnceDecided(String name, int[] bytes)
+      throws BodyException {
+    ModelScanner scanner = new ModelScanner();
+    scanner.feed(bytes("{\"model\":\"m\",\"prompt\":\"ok "));
+    assertThat(scanner.model()).isEqualTo("m");
+    assertThatThrownBy(() -> {
+      scanner.feed(raw(bytes));
+      scanner.feed(bytes("\"}"));
+      scanner.end();
+    }).isInstanceOfSatisfying(BodyException.class,
+        e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+  }
+
+  static Stream<Arguments> escapedKeys() {
+    return Stream.of(
+        Arguments.of("{\"\\u006d\\u006f\\u0064\\u0065\\u006c\":\"m\"}", "m"),
+        Arguments.of("{\"\\u006D\\u006F\\u0064\\u0065\\u006C\":\"m\"}", "m"),
+        Arguments.of("{\"mo\\u0064el\":\"m\"}", "m"),
+        Arguments.of("{\"model\\u0000\":\"x\",\"model\":\"m\"}", "m"),
+        Arguments.of("{\"mode\":\"x\",\"models\":\"y\",\"Model\":\"z\",\"model\":\"m\"}", "m"),
+        Arguments.of("{\"mod\u00e9l\":\"x\",\"model\":\"m\"}", "m"),
+        Arguments.of("{\"\\ud83d\\ude80\":\"x\",\"model\":\"m\"}", "m"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("escapedKeys")
+  void keyNames_areDecoded_beforeComparingWithModel(String body, String model) throws BodyException {
+    assertThat(scanWhole(bytes(body))).isEqualTo(model);
+  }
+
+  @Test
+  void brokenSurrogatePairInAFieldName_isInvalidJson_asJacksonSays() {
+    for (String key : List.of("\\ud800", "\\ud800x", "\\udc00", "\\ud800\\u0041", "a\\ud83d\\n")) {
+      assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"m\",\"" + key + "\":1}")))
+          .as(key)
+          .isInstanceOfSatisfying(BodyException.class,
+              e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+    }
+  }
+
+  @Test
+  void surrogatePairEscapes_inTheModel_areDecoded() throws BodyException {
+    assertThat(scanWhole(bytes("{\"model\":\"rocket-\\ud83d\\ude80\"}"))).isEqualTo("rocket-\ud83d\ude80");
+  }
+
+  @Test
+  void loneSurrogateEscape_inTheModel_isAnInvalidName_butFineInOtherValues() throws BodyException {
+    assertThat(scanWhole(bytes("{\"prompt\":\"\\ud800 \\udc00\",\"model\":\"m\"}"))).isEqualTo("m");
+    for (String model : List.of("\\ud800", "\\udc00", "a\\ud800b", "\\ud800\\ud800", "\\ud800\u00e9")) {
+      assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"" + model + "\"}")))
+          .as(model)
+          .isInstanceOfSatisfying(BodyException.class,
+              e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_MODEL_NAME));
+    }
+  }
+
+  @Test
+  void modelOf256Bytes_writtenWithEscapes_isAccepted_and257AreNot() throws BodyException {
+    String name = "\\u00e9".repeat(128); // 2 UTF-8 bytes each
+    assertThat(scanWhole(bytes("{\"model\":\"" + name + "\"}"))).isEqualTo("\u00e9".repeat(128));
+    assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"" + name + "x\"}")))
+        .isInstanceOfSatisfying(BodyException.class,
+            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_MODEL_NAME));
+  }
+
+  @Test
+  void nesting_isAcceptedUpToJacksonsLimit_andRefusedBeyond() throws BodyException {
+    int inner = ModelScanner.MAX_DEPTH - 1; // the root object is one level
+    assertThat(ModelScanner.MAX_DEPTH).isEqualTo(1000);
+    assertThat(scanWhole(bytes("{\"model\":\"m\",\"a\":" + "[".repeat(inner) + "]".repeat(inner) + "}")))
+        .isEqualTo("m");
+    assertThat(scanWhole(bytes("{\"a\":" + "{\"b\":".repeat(inner - 1) + "{}" + "}".repeat(inner - 1)
+        + ",\"model\":\"m\"}"))).isEqualTo("m");
+    assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"m\",\"a\":" + "[".repeat(inner + 1)
+        + "]".repeat(inner + 1) + "}")))
+        .isInstanceOfSatisfying(BodyException.class,
+            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+  }
+
+  static Stream<Arguments> numbers() {
+    String d = "1".repeat(ModelScanner.MAX_NUMBER_DIGITS);
+    return Stream.of(
+        Arguments.of(d, true),
+        Arguments.of("-" + d, true),
+        Arguments.of(d + "1", false),
+        Arguments.of("1." + d.substring(1), true),
+        Arguments.of("1." + d, false),
+        Arguments.of("1e" + d.substring(1), true),
+        Arguments.of("1e+" + d, false),
+        Arguments.of("1.5E-" + d.substring(2), true),
+        Arguments.of("1.5E-" + d.substring(1), false),
+        Arguments.of("1e400", true),
+        Arguments.of("-0.0e+00", true),
+        Arguments.of("01", false),
+        Arguments.of("-01", false),
+        Arguments.of("1.", false),
+        Arguments.of("1.e5", false),
+        Arguments.of("1e", false),
+        Arguments.of("-", false),
+        Arguments.of("+1", false),
+        Arguments.of(".5", false),
+        Arguments.of("NaN", false),
+        Arguments.of("-Infinity", false),
+        Arguments.of("0x10", false));
+  }
+
+  @ParameterizedTest(name = "{0}: {1}")
+  @MethodSource("numbers")
+  void numbers_followJacksonsRules(String number, boolean valid) throws BodyException {
+    String body = "{\"model\":\"m\",\"n\":" + number + "}";
+    if (valid) {
+      assertThat(scanWhole(bytes(body))).isEqualTo("m");
+    } else {
+      assertThatThrownBy(() -> scanWhole(bytes(body)))
+          .isInstanceOfSatisfying(BodyException.class,
+              e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+    }
+  }
+
+  @Test
+  void chunksOfEveryByteStringKind_areRead() throws BodyException {
+    byte[] body = "{\"prompt\":\"caf\u00e9\",\"model\":\"m\"}".getBytes(StandardCharsets.UTF_8);
+    ByteBuffer direct = ByteBuffer.allocateDirect(body.length).put(body).flip();
+    ByteString rope = ByteString.copyFrom(body, 0, 7).concat(ByteString.copyFrom(body, 7, 4))
+        .concat(ByteString.copyFrom(body, 11, body.length - 11));
+    ByteString slice = ByteString.copyFrom(body).substring(3);
+    for (ByteString chunk : List.of(UnsafeByteOperations.unsafeWrap(direct), rope)) {
+      assertThat(scanWhole(chunk)).isEqualTo("m");
+    }
+    ModelScanner scanner = new ModelScanner();
+    scanner.feed(ByteString.copyFrom(body, 0, 3));
+    scanner.feed(slice);
+    scanner.end();
+    assertThat(scanner.model()).isEqualTo("m");
+  }
+
+  @Test
+  void aRefusedScanner_refusesAgain_withTheSameProblem() throws BodyException {
+    ModelScanner scanner = new ModelScanner();
+    assertThatThrownBy(() -> scanner.feed(bytes("{\"model\": 1")))
+        .isInstanceOfSatisfying(BodyException.class,
+            e -> assertThat(e.problem()).isEqualTo(Problem.MODEL_NOT_A_STRING));
+    assertThatThrownBy(() -> scanner.feed(bytes("}")))
+        .isInstanceOfSatisfying(BodyException.class,
+            e -> assertThat(e.problem()).isEqualTo(Problem.MODEL_NOT_A_STRING));
+    assertThatThrownBy(scanner::end)
+        .isInstanceOfSatisfying(BodyException.class,
+            e -> assertThat(e.problem()).isEqualTo(Problem.MODEL_NOT_A_STRING));
+  }
+
+  @Test
+  void garbageAfterTheModel_isRefused_beforeTheBodyEnds() throws BodyException {
+    ModelScanner scanner = new ModelScanner();
+    scanner.feed(bytes("{\"model\":\"m\",\"prompt\":\"p\""));
+    assertThat(scanner.decided()).isTrue();
+    assertThatThrownBy(() -> scanner.feed(bytes(" \"no colon\"")))
+        .isInstanceOfSatisfying(BodyException.class,
+            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+  }
+
+  private static int[] ascii(String s) {
+    return s.chars().toArray();
+  }
+
+  private static int[] concat(int[]... parts) {
+    return Stream.of(parts).flatMapToInt(IntStream::of).toArray();
+  }
+
+  private static ByteString raw(int[] bytes) {
+    byte[] b = new byte[bytes.length];
+    for (int i = 0; i < b.length; i++) {
+      b[i] = (byte) bytes[i];
+    }
+    return ByteString.copyFrom(b);
   }
 
   private static String scanWhole(ByteString body) throws BodyException {
