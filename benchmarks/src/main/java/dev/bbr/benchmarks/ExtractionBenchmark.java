@@ -1,6 +1,5 @@
 package dev.bbr.benchmarks;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.protobuf.ByteString;
@@ -22,9 +21,10 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Finding the model in a body, as the router does it (Jackson's non-blocking parser up to the
- * model, then the constant-memory structure tracker to the end, fed in Envoy-sized chunks), next to
- * the baseline measured in the same run: a full Jackson tree parse of the whole body, which is what
+ * Finding the model in a body, fed in Envoy-sized chunks, three ways measured in the same run: the
+ * router's {@link ModelScanner} (a byte-level scanner that validates the whole body), the router's
+ * previous approach ({@link JacksonStreamingScanner}: Jackson's non-blocking parser up to the model,
+ * then a byte tracker to the end), and a full Jackson tree parse of the whole body, which is what
  * the upstream router's {@code map[string]any} unmarshal amounts to.
  *
  * <p>Throughput in MB/s is {@code bytes / time}; {@code -prof gc} gives the allocation per body.
@@ -48,29 +48,39 @@ public class ExtractionBenchmark {
   @Param({"CHAT", "COMPLETION"})
   RequestBodies.Shape shape;
 
-  private final JsonFactory factory = ModelScanner.newFactory();
   private final ObjectMapper mapper = new ObjectMapper();
   private byte[] body;
   private List<ByteString> chunks;
 
   @Setup
-  public void buildBody() throws BodyException {
+  public void buildBody() throws BodyException, IOException {
     body = RequestBodies.body(shape, bodyBytes, position);
     chunks = RequestBodies.chunks(body, CHUNK);
-    if (!RequestBodies.MODEL.equals(scan())) {
-      throw new IllegalStateException("the scanner did not find the model");
+    if (!RequestBodies.MODEL.equals(scan()) || !RequestBodies.MODEL.equals(jacksonStreaming())
+        || !RequestBodies.MODEL.equals(fullTreeParse())) {
+      throw new IllegalStateException("a variant did not find the model");
     }
   }
 
-  /** The router: every chunk scanned, model found, structure checked to the end. */
+  /** The router: every chunk scanned and validated, model found. */
   @Benchmark
   public String scan() throws BodyException {
-    ModelScanner scanner = new ModelScanner(factory);
+    ModelScanner scanner = new ModelScanner();
     for (ByteString chunk : chunks) {
       scanner.feed(chunk);
     }
     scanner.end();
     return scanner.model();
+  }
+
+  /** Baseline: the router's previous extraction, Jackson's non-blocking parser to the model. */
+  @Benchmark
+  public String jacksonStreaming() throws IOException {
+    JacksonStreamingScanner scanner = new JacksonStreamingScanner();
+    for (ByteString chunk : chunks) {
+      scanner.feed(chunk);
+    }
+    return scanner.end();
   }
 
   /** Baseline: parse the whole body into a tree, then read the field. */

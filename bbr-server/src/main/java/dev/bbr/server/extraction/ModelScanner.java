@@ -285,27 +285,66 @@ public final class ModelScanner {
       while (i < to) {
         switch (st) {
           case STRING -> {
-            if (stringKind <= NESTED_KEY) {
-              i = skipPlain(bytes, i, to);
-              if (i == to) {
-                continue;
+            // Stays in the string until it ends, the chunk ends or a rare case needs a state:
+            // plain content is skipped eight bytes at a time, simple escapes and 2-byte UTF-8
+            // inline.
+            boolean plain = stringKind <= NESTED_KEY;
+            while (i < to) {
+              if (plain) {
+                i = skipPlain(bytes, i, to);
+                if (i == to) {
+                  break;
+                }
               }
-            }
-            int b = bytes[i];
-            if (b == '"') {
-              i++;
-              st = endString(base + i - 1);
-            } else if (b == '\\') {
-              i++;
-              st = ESCAPE;
-            } else if (b >= 0x20) {
-              i++; // ASCII in a decoded string
-              decodedUnit(b);
-            } else if (b >= 0) {
-              throw invalid("raw control character in a string", base + i);
-            } else {
-              i = startUtf8(bytes, i, to, base);
-              st = utf8Needed == 0 ? STRING : UTF8;
+              int b = bytes[i];
+              if (b == '"') {
+                i++;
+                st = endString(base + i - 1);
+                // The next string often follows at once, in a nested object's
+                // "key":"value","key": chain: it is started here, without a trip through the
+                // state switch per byte.
+                int next = i;
+                if (st == COLON && next < to && bytes[next] == ':' && !expectModel) {
+                  next++;
+                } else if (st == AFTER_VALUE && next < to && bytes[next] == ',' && depth > 1
+                    && inObject()) {
+                  next++;
+                } else {
+                  break;
+                }
+                if (next < to && bytes[next] == ' ') {
+                  next++;
+                }
+                if (next >= to || bytes[next] != '"') {
+                  break;
+                }
+                stringKind = st == COLON ? PLAIN_VALUE : NESTED_KEY;
+                plain = true;
+                st = STRING;
+                i = next + 1;
+              } else if (b == '\\') {
+                if (plain && i + 1 < to && isSimpleEscape(bytes[i + 1])) {
+                  i += 2;
+                  continue;
+                }
+                i++;
+                st = ESCAPE;
+                break;
+              } else if (b >= 0x20) {
+                i++; // ASCII in a decoded string
+                decodedUnit(b);
+              } else if (b >= 0) {
+                throw invalid("raw control character in a string", base + i);
+              } else if (plain && b >= (byte) 0xC2 && b <= (byte) 0xDF && i + 1 < to
+                  && (bytes[i + 1] & 0xC0) == 0x80) {
+                i += 2; // a whole 2-byte sequence, U+0080..U+07FF
+              } else {
+                i = startUtf8(bytes, i, to, base);
+                if (utf8Needed != 0) {
+                  st = UTF8;
+                  break;
+                }
+              }
             }
           }
           case UTF8 -> {
@@ -472,14 +511,19 @@ public final class ModelScanner {
    * content: a quote, a backslash, a control character or a non-ASCII byte; {@code to} if none.
    */
   private static int skipPlain(byte[] bytes, int i, int to) {
+    while (i <= to - 16) { // two words per round: long strings (prompts) are the bulk of a body
+      long special = special((long) LONGS.get(bytes, i));
+      if (special != 0) {
+        return i + (Long.numberOfTrailingZeros(special) >>> 3);
+      }
+      special = special((long) LONGS.get(bytes, i + 8));
+      if (special != 0) {
+        return i + 8 + (Long.numberOfTrailingZeros(special) >>> 3);
+      }
+      i += 16;
+    }
     while (i <= to - 8) {
-      long w = (long) LONGS.get(bytes, i);
-      long quote = w ^ QUOTES;
-      long backslash = w ^ BACKSLASHES;
-      // Per byte, the high bit is set for a non-ASCII byte, a byte < 0x20, '"' or '\' (the
-      // classic has-zero / has-less tricks); false positives occur only above a true one.
-      long special = (w | ((w - SPACES) & ~w)
-          | ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash)) & HIGHS;
+      long special = special((long) LONGS.get(bytes, i));
       if (special != 0) {
         return i + (Long.numberOfTrailingZeros(special) >>> 3);
       }
@@ -495,6 +539,22 @@ public final class ModelScanner {
     return to;
   }
 
+  /**
+   * Returns, for eight bytes read little-endian, a word whose lowest set bit is the high bit of the
+   * first byte that is non-ASCII, a control character, '"' or '\\' (0 if none). SWAR: a byte's
+   * high bit is set in {@code w} when it is non-ASCII; otherwise in {@code w - 0x20} when it is
+   * below 0x20, and in {@code (w ^ c) - 1} when it equals {@code c}. A borrow can only flag bytes
+   * above one that is flagged rightly, so the lowest bit is exact.
+   */
+  private static long special(long w) {
+    return (w | (w - SPACES) | ((w ^ QUOTES) - ONES) | ((w ^ BACKSLASHES) - ONES)) & HIGHS;
+  }
+
+  private static boolean isSimpleEscape(byte b) {
+    return b == '"' || b == '\\' || b == '/' || b == 'n' || b == 't' || b == 'r' || b == 'b'
+        || b == 'f';
+  }
+
   private static boolean isWhitespace(int b) {
     return b == ' ' || b == '\n' || b == '\r' || b == '\t';
   }
@@ -502,22 +562,7 @@ public final class ModelScanner {
   /** Starts the value whose first byte is {@code b}; returns the next state. */
   private int startValue(int b, long offset) throws BodyException {
     if (expectModel) {
-      expectModel = false;
-      if (b == '"') {
-        stringKind = MODEL_VALUE;
-        modelLength = 0;
-        modelTooLong = false;
-        modelBadUnicode = false;
-        pendingHighSurrogate = 0;
-        modelStart = offset + 1;
-        return STRING;
-      }
-      if (b == '{' || b == '[' || b == 't' || b == 'f' || b == 'n' || b == '-'
-          || (b >= '0' && b <= '9')) {
-        throw fail(BodyException.Problem.MODEL_NOT_A_STRING, "\"model\" must be a string, not "
-            + (b == '{' ? "an object" : b == '[' ? "an array" : b == 'n' ? "null"
-                : b == 't' || b == 'f' ? "a boolean" : "a number"));
-      }
+      return startModel(b, offset);
     }
     switch (b) {
       case '"' -> {
@@ -558,6 +603,27 @@ public final class ModelScanner {
         throw invalid("expected a value", offset);
       }
     }
+  }
+
+  /** Starts the value of the top-level {@code model}: only a string will do. */
+  private int startModel(int b, long offset) throws BodyException {
+    expectModel = false;
+    if (b == '"') {
+      stringKind = MODEL_VALUE;
+      modelLength = 0;
+      modelTooLong = false;
+      modelBadUnicode = false;
+      pendingHighSurrogate = 0;
+      modelStart = offset + 1;
+      return STRING;
+    }
+    if (b == '{' || b == '[' || b == 't' || b == 'f' || b == 'n' || b == '-'
+        || (b >= '0' && b <= '9')) {
+      throw fail(BodyException.Problem.MODEL_NOT_A_STRING, "\"model\" must be a string, not "
+          + (b == '{' ? "an object" : b == '[' ? "an array" : b == 'n' ? "null"
+              : b == 't' || b == 'f' ? "a boolean" : "a number"));
+    }
+    return startValue(b, offset); // not a value: refused there
   }
 
   /** Advances a number by byte {@code b}; returns AFTER_VALUE when {@code b} is not part of it. */
