@@ -73,7 +73,7 @@ public final class ModelScanner {
   private static final int EXPONENT = 21; // after 'e' or 'E'
   private static final int EXPONENT_SIGN = 22; // after the exponent's sign
   private static final int EXPONENT_DIGITS = 23; // in the exponent digits
-  private static final int LOW_SURROGATE = 24; // in a field name after a high surrogate escape: a backslash
+  private static final int LOW_SURROGATE = 24; // a field name's high surrogate escape: a backslash
   private static final int LOW_SURROGATE_U = 25; // then 'u'
 
   // What the string being scanned is; the first two are skipped fast, the others decoded.
@@ -93,7 +93,7 @@ public final class ModelScanner {
 
   private final Sink sink = new Sink();
   private int state = START;
-  /** Open containers; bit {@code d} of {@link #objects} is set when level {@code d+1} is an object. */
+  /** Open containers; bit {@code d} of {@link #objects} is set when level d+1 is an object. */
   private int depth;
   private final long[] objects = new long[(MAX_DEPTH + 63) / 64];
   private int stringKind;

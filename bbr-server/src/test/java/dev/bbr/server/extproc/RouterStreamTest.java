@@ -332,7 +332,9 @@ class RouterStreamTest {
 
     @Test
     void exhaustedGlobalBudget_gets503WithRetryAfter() throws Exception {
-      start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 300);
+      // Room for one 91-byte body, not two.
+      start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)),
+          RouterStream.HOLD_COST * 91 + 50);
       ExtProcCall first = fullDuplex();
       first.headers(false).body("{\"prompt\":\"" + "x".repeat(80), false);
       first.assertNoReply();
