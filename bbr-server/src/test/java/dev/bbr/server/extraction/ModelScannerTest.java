@@ -147,16 +147,13 @@ class ModelScannerTest {
   @ParameterizedTest(name = "{1}: {0}")
   @MethodSource("refused")
   void body_isRefused(String body, Problem problem) {
-    assertThatThrownBy(() -> scanWhole(bytes(body)))
-        .isInstanceOfSatisfying(BodyException.class, e -> assertThat(e.problem()).isEqualTo(problem));
+    assertRefused(bytes(body), problem);
   }
 
   @Test
   void invalidUtf8_isRefused() {
     byte[] body = {'{', '"', 'm', 'o', 'd', 'e', 'l', '"', ':', '"', (byte) 0xC3, (byte) 0x28, '"', '}'};
-    assertThatThrownBy(() -> scanWhole(ByteString.copyFrom(body)))
-        .isInstanceOfSatisfying(BodyException.class,
-            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+    assertRefused(ByteString.copyFrom(body), Problem.INVALID_JSON);
   }
 
   @Test
@@ -179,9 +176,7 @@ class ModelScannerTest {
   @Test
   void escapedKey_withASignInsteadOfAHexDigit_isInvalidJson_notASecondModel() {
     // The scanner validates the whole body, so the bad escape is caught as what it is.
-    assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"a\",\"\\u+06dodel\":\"b\"}")))
-        .isInstanceOfSatisfying(BodyException.class,
-            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+    assertRefused(bytes("{\"model\":\"a\",\"\\u+06dodel\":\"b\"}"), Problem.INVALID_JSON);
   }
 
   @Test
@@ -225,8 +220,7 @@ class ModelScannerTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("badEncodings")
   void bodyThatIsNotUtf8Json_isRefused(String name, int[] bytes, Problem problem) {
-    assertThatThrownBy(() -> scanWhole(raw(bytes)))
-        .isInstanceOfSatisfying(BodyException.class, e -> assertThat(e.problem()).isEqualTo(problem));
+    assertRefused(raw(bytes), problem);
   }
 
   static Stream<Arguments> invalidUtf8() {
@@ -248,9 +242,7 @@ class ModelScannerTest {
   @MethodSource("invalidUtf8")
   void invalidUtf8_inTheModel_isInvalidJson(String name, int[] bytes) {
     int[] body = concat(ascii("{\"model\":\"a"), bytes, ascii("b\"}"));
-    assertThatThrownBy(() -> scanWhole(raw(body)))
-        .isInstanceOfSatisfying(BodyException.class,
-            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+    assertRefused(raw(body), Problem.INVALID_JSON);
   }
 
   @ParameterizedTest(name = "{0}")
@@ -288,10 +280,7 @@ class ModelScannerTest {
   @Test
   void brokenSurrogatePairInAFieldName_isInvalidJson_asJacksonSays() {
     for (String key : List.of("\\ud800", "\\ud800x", "\\udc00", "\\ud800\\u0041", "a\\ud83d\\n")) {
-      assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"m\",\"" + key + "\":1}")))
-          .as(key)
-          .isInstanceOfSatisfying(BodyException.class,
-              e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+      assertRefused(bytes("{\"model\":\"m\",\"" + key + "\":1}"), Problem.INVALID_JSON, key);
     }
   }
 
@@ -304,10 +293,7 @@ class ModelScannerTest {
   void loneSurrogateEscape_inTheModel_isAnInvalidName_butFineInOtherValues() throws BodyException {
     assertThat(scanWhole(bytes("{\"prompt\":\"\\ud800 \\udc00\",\"model\":\"m\"}"))).isEqualTo("m");
     for (String model : List.of("\\ud800", "\\udc00", "a\\ud800b", "\\ud800\\ud800", "\\ud800\u00e9")) {
-      assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"" + model + "\"}")))
-          .as(model)
-          .isInstanceOfSatisfying(BodyException.class,
-              e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_MODEL_NAME));
+      assertRefused(bytes("{\"model\":\"" + model + "\"}"), Problem.INVALID_MODEL_NAME, model);
     }
   }
 
@@ -315,9 +301,7 @@ class ModelScannerTest {
   void modelOf256Bytes_writtenWithEscapes_isAccepted_and257AreNot() throws BodyException {
     String name = "\\u00e9".repeat(128); // 2 UTF-8 bytes each
     assertThat(scanWhole(bytes("{\"model\":\"" + name + "\"}"))).isEqualTo("\u00e9".repeat(128));
-    assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"" + name + "x\"}")))
-        .isInstanceOfSatisfying(BodyException.class,
-            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_MODEL_NAME));
+    assertRefused(bytes("{\"model\":\"" + name + "x\"}"), Problem.INVALID_MODEL_NAME);
   }
 
   @Test
@@ -328,10 +312,8 @@ class ModelScannerTest {
         .isEqualTo("m");
     assertThat(scanWhole(bytes("{\"a\":" + "{\"b\":".repeat(inner - 1) + "{}" + "}".repeat(inner - 1)
         + ",\"model\":\"m\"}"))).isEqualTo("m");
-    assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"m\",\"a\":" + "[".repeat(inner + 1)
-        + "]".repeat(inner + 1) + "}")))
-        .isInstanceOfSatisfying(BodyException.class,
-            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+    assertRefused(bytes("{\"model\":\"m\",\"a\":" + "[".repeat(inner + 1)
+        + "]".repeat(inner + 1) + "}"), Problem.INVALID_JSON);
   }
 
   static Stream<Arguments> numbers() {
@@ -368,9 +350,7 @@ class ModelScannerTest {
     if (valid) {
       assertThat(scanWhole(bytes(body))).isEqualTo("m");
     } else {
-      assertThatThrownBy(() -> scanWhole(bytes(body)))
-          .isInstanceOfSatisfying(BodyException.class,
-              e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_JSON));
+      assertRefused(bytes(body), Problem.INVALID_JSON);
     }
   }
 
@@ -429,6 +409,16 @@ class ModelScannerTest {
       b[i] = (byte) bytes[i];
     }
     return ByteString.copyFrom(b);
+  }
+
+  private static void assertRefused(ByteString body, Problem problem) {
+    assertRefused(body, problem, "");
+  }
+
+  private static void assertRefused(ByteString body, Problem problem, String label) {
+    assertThatThrownBy(() -> scanWhole(body))
+        .as(label)
+        .isInstanceOfSatisfying(BodyException.class, e -> assertThat(e.problem()).isEqualTo(problem));
   }
 
   private static String scanWhole(ByteString body) throws BodyException {
