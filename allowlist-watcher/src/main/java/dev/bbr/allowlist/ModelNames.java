@@ -16,27 +16,23 @@ public final class ModelNames {
   /** Returns why {@code name} cannot be a model name, or null when it can. */
   public static String problem(String name) {
     int utf8Bytes = 0;
-    for (int i = 0; i < name.length(); i++) {
-      char c = name.charAt(i);
-      int type = Character.getType(c);
+    for (int i = 0; i < name.length(); ) {
+      int codePoint = name.codePointAt(i);
+      if (Character.isSurrogate((char) codePoint)) {
+        return "is not valid Unicode"; // a lone surrogate: codePointAt returns it unpaired
+      }
+      // By code point, not UTF-16 unit: tag characters (U+E0000..E007F) are invisible format
+      // characters outside the basic plane.
+      int type = Character.getType(codePoint);
       if (type == Character.CONTROL || type == Character.FORMAT
           || type == Character.LINE_SEPARATOR || type == Character.PARAGRAPH_SEPARATOR) {
-        return "contains control or invisible formatting characters";
+        return "must not contain control or invisible formatting characters";
       }
-      if (Character.isHighSurrogate(c)) {
-        if (i + 1 >= name.length() || !Character.isLowSurrogate(name.charAt(i + 1))) {
-          return "is not valid Unicode";
-        }
-        utf8Bytes += 4;
-        i++;
-      } else if (Character.isLowSurrogate(c)) {
-        return "is not valid Unicode";
-      } else {
-        utf8Bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
-      }
+      utf8Bytes += codePoint < 0x80 ? 1 : codePoint < 0x800 ? 2 : codePoint < 0x10000 ? 3 : 4;
       if (utf8Bytes > MAX_BYTES) {
-        return "is longer than " + MAX_BYTES + " bytes";
+        return "must be at most " + MAX_BYTES + " bytes long";
       }
+      i += Character.charCount(codePoint);
     }
     return null;
   }

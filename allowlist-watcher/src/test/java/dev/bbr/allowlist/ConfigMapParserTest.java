@@ -172,7 +172,7 @@ class ConfigMapParserTest {
 
   @ParameterizedTest(name = "baseModel = \"{0}\"")
   @ValueSource(strings = {"qwen\r\nx-injected: 1", "qw\u0000en", "qw\u007fen", "qwen\u202ebidi",
-      "qwen\u200bzero-width", "qwen\u2028line", "qwen\ud800lone"})
+      "qwen\u200bzero-width", "qwen\u2028line", "qwen\ud800lone", "qwen\udb40\udc01tag"})
   void parse_fails_whenBaseModelCouldNotBeAHeaderValue(String baseModel) {
     assertThatThrownBy(() -> parser.parse(configMap(baseModel, null), SOURCE))
         .isInstanceOf(InvalidConfigMapException.class)
@@ -184,7 +184,7 @@ class ConfigMapParserTest {
   void parse_fails_whenAnAdapterCouldNotBeAHeaderValue() {
     assertThatThrownBy(() -> parseAdapters("- qwen-sql-lora\n- \"evil\\r\\nx-injected: 1\"\n"))
         .isInstanceOf(InvalidConfigMapException.class)
-        .hasMessageContaining("data.adapters: a name contains control");
+        .hasMessageContaining("data.adapters: a name must not contain control");
   }
 
   @Test
@@ -192,7 +192,7 @@ class ConfigMapParserTest {
     String longest = "é".repeat(128); // 2 bytes each
     assertThat(parser.parse(configMap(longest, null), SOURCE).baseModel()).isEqualTo(longest);
     assertThatThrownBy(() -> parser.parse(configMap(longest + "x", null), SOURCE))
-        .hasMessageContaining("longer than 256 bytes");
+        .hasMessageContaining("must be at most 256 bytes long");
   }
 
   @Test

@@ -78,8 +78,6 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private BodyScanner scanner;
   private final ArrayDeque<ByteString> held = new ArrayDeque<>(4);
   private long budgetBytes;
-  /** Decoded bytes beyond the received ones already charged to the budget (compressed bodies). */
-  private long chargedDecoded;
   /** Replayed bytes still in gRPC's outgoing buffer: their budget is returned once it drains. */
   private boolean budgetAwaitsFlush;
   private boolean responseBodyDone;
@@ -390,30 +388,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     if (scanner.decided()) {
       decide(endOfStream);
-    } else if (!chargeDecoded()) {
-      refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
-          "router_overloaded", null,
-          "The router is holding too many request bodies; retry shortly.");
     }
-  }
-
-  /**
-   * Charges decoded bytes beyond the received ones: the JSON scanner's copy of an open string
-   * costs {@code HOLD_COST - 1} per decoded byte, and a compressed body decodes to more bytes
-   * than it holds. Returns false when the budget cannot take them.
-   */
-  private boolean chargeDecoded() {
-    long extra = scanner.bytesInspected() - bufferedBytes - chargedDecoded;
-    if (extra <= 0) {
-      return true;
-    }
-    long charge = (HOLD_COST - 1L) * extra;
-    if (charge > 0 && !context.budget().tryAcquire(charge)) {
-      return false;
-    }
-    budgetBytes += charge;
-    chargedDecoded += extra;
-    return true;
   }
 
   /** Routes by what the scanner found, then releases the headers and the held chunks. */

@@ -1,10 +1,9 @@
 package dev.bbr.server.extraction;
 
-import com.fasterxml.jackson.core.JsonFactory;
-import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.google.protobuf.ByteOutput;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
+import dev.bbr.allowlist.ModelNames;
 import java.io.IOException;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -35,10 +34,10 @@ import java.nio.charset.StandardCharsets;
  */
 public final class ModelScanner {
   /** The longest model name accepted, in UTF-8 bytes. */
-  public static final int MAX_MODEL_BYTES = 256;
+  public static final int MAX_MODEL_BYTES = ModelNames.MAX_BYTES;
 
   /** Jackson's default nesting limit (the root object counts as one). */
-  static final int MAX_DEPTH = StreamReadConstraints.DEFAULT_MAX_DEPTH;
+  static final int MAX_DEPTH = 1000; // StreamReadConstraints.DEFAULT_MAX_DEPTH, as a test checks
 
   /**
    * Python's default limit on integer digits (sys.int_info.default_max_str_digits), what the model
@@ -127,32 +126,6 @@ public final class ModelScanner {
 
   /** Creates a scanner for one body. */
   public ModelScanner() {}
-
-  /**
-   * Creates a scanner; the factory is not used.
-   *
-   * @deprecated the scanner no longer uses Jackson; use {@link #ModelScanner()}
-   */
-  @Deprecated(forRemoval = true)
-  public ModelScanner(JsonFactory unused) {
-    this();
-  }
-
-  /**
-   * Returns a Jackson factory with the limits the scanner applies.
-   *
-   * @deprecated the scanner no longer uses Jackson; kept for callers not yet updated
-   */
-  @Deprecated(forRemoval = true)
-  public static JsonFactory newFactory() {
-    return JsonFactory.builder()
-        .streamReadConstraints(StreamReadConstraints.builder()
-            .maxStringLength(Integer.MAX_VALUE)
-            .maxNameLength(Integer.MAX_VALUE)
-            .maxNumberLength(MAX_NUMBER_DIGITS)
-            .build())
-        .build();
-  }
 
   /**
    * Feeds the next chunk of the body. The chunk is read in place, never copied or kept.
@@ -906,36 +879,10 @@ public final class ModelScanner {
    * UTF-8 bytes.
    */
   static void checkModelName(String value) throws BodyException {
-    int utf8Bytes = 0;
-    for (int i = 0; i < value.length(); i++) {
-      char c = value.charAt(i);
-      int type = Character.getType(c);
-      if (type == Character.CONTROL || type == Character.FORMAT
-          || type == Character.LINE_SEPARATOR || type == Character.PARAGRAPH_SEPARATOR) {
-        throw new BodyException(BodyException.Problem.INVALID_MODEL_NAME,
-            "\"model\" must not contain control or invisible formatting characters");
-      }
-      if (Character.isHighSurrogate(c)) {
-        if (i + 1 >= value.length() || !Character.isLowSurrogate(value.charAt(i + 1))) {
-          throw invalidUnicode();
-        }
-        utf8Bytes += 4;
-        i++;
-      } else if (Character.isLowSurrogate(c)) {
-        throw invalidUnicode();
-      } else {
-        utf8Bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
-      }
-      if (utf8Bytes > MAX_MODEL_BYTES) {
-        throw new BodyException(BodyException.Problem.INVALID_MODEL_NAME,
-            "\"model\" must be at most " + MAX_MODEL_BYTES + " bytes long");
-      }
+    String problem = ModelNames.problem(value);
+    if (problem != null) {
+      throw new BodyException(BodyException.Problem.INVALID_MODEL_NAME, "\"model\" " + problem);
     }
-  }
-
-  private static BodyException invalidUnicode() {
-    return new BodyException(BodyException.Problem.INVALID_MODEL_NAME,
-        "\"model\" is not valid Unicode");
   }
 
   private BodyException fail(BodyException.Problem problem, String message) {
