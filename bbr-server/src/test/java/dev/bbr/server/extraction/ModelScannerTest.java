@@ -162,6 +162,17 @@ class ModelScannerTest {
     assertThat(scanWhole(bytes("{\"model\":\"" + name + "\"}"))).isEqualTo(name);
   }
 
+  /** Found by ModelExtractorFuzzTest: invisible tag characters (U+E0000..E007F) lie outside the BMP. */
+  @Test
+  void modelWithAFormatCharacterOutsideTheBmp_isRefused() {
+    assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"qwen\\udb40\\udc41\"}"))) // U+E0041
+        .isInstanceOfSatisfying(BodyException.class,
+            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_MODEL_NAME));
+    assertThatThrownBy(() -> scanWhole(bytes("{\"model\":\"qwen\udb40\udc41\"}"))) // raw UTF-8
+        .isInstanceOfSatisfying(BodyException.class,
+            e -> assertThat(e.problem()).isEqualTo(Problem.INVALID_MODEL_NAME));
+  }
+
   @Test
   void duplicateModel_isRefused_whenItComesChunksAfterTheFirst() throws BodyException {
     ModelScanner scanner = new ModelScanner();
