@@ -22,6 +22,7 @@ fi
 
 echo "== JDK 17: mvn verify"
 mvn -B -ntp verify
+scripts/fuzz.sh 60  # each Jazzer target fuzzed for 60 s (docs/fuzzing.md), on JDK 17 only
 
 echo "== JDK 25 ($jdk25): mvn verify"
 JAVA_HOME="$jdk25" PATH="$jdk25/bin:$PATH" mvn -B -ntp clean verify  # compiled again by JDK 25
