@@ -14,6 +14,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.protobuf.ByteString;
 import dev.bbr.server.extraction.BodyException.Problem;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
@@ -26,7 +29,8 @@ import java.util.Arrays;
  * <ul>
  *   <li>when the tree parse accepts the body and its top level has a string {@code model}, the
  *       scanner returns that string, or refuses it for one of the router's own reasons (a second
- *       top-level {@code model}, an empty or unacceptable name);
+ *       top-level {@code model}, an empty or unacceptable name, or a body that is not strict
+ *       UTF-8: Jackson accepts overlong forms, code points above U+10FFFF and UTF-16/32);
  *   <li>otherwise the scanner refuses the body or finds no model, never a model;
  *   <li>nothing but {@link BodyException} leaves the scanner;
  *   <li>the result and the decision offset are the same for the whole body in one chunk and for
@@ -51,7 +55,6 @@ class ModelExtractorFuzzTest {
       JsonFactory.builder().streamReadConstraints(LIMITS).build();
   private static final ObjectMapper TREE = new ObjectMapper(REFERENCE_FACTORY)
       .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
-  private static final JsonFactory SCANNER_FACTORY = ModelScanner.newFactory();
 
   private enum Kind { MODEL, NO_MODEL, REFUSED }
 
@@ -85,6 +88,9 @@ class ModelExtractorFuzzTest {
         case DUPLICATE_MODEL -> reference.modelKeys() > 1;
         case MODEL_EMPTY -> reference.model().isEmpty();
         case INVALID_MODEL_NAME -> !acceptableName(reference.model());
+        // Stricter than Jackson on purpose (decision 26): well-formed UTF-8 only, no UTF-16/32.
+        case INVALID_JSON -> !strictUtf8(body) || looksLikeUtf16Or32(body)
+            || reference.modelKeys() > 1;
         default -> reference.modelKeys() > 1; // which defect of duplicates is seen first may vary
       };
       assertThat(routerRule).as("refused %s although the tree parse accepts model %s",
@@ -96,7 +102,7 @@ class ModelExtractorFuzzTest {
 
   /** The one place a scanner is made: its constructor may change with its internals. */
   private static ModelScanner newScanner() {
-    return new ModelScanner(SCANNER_FACTORY);
+    return new ModelScanner();
   }
 
   /** Feeds {@code body} cut at {@code cuts}, as the router does, and reports what was decided. */
@@ -129,6 +135,29 @@ class ModelExtractorFuzzTest {
     } finally {
       scanner.close();
     }
+  }
+
+  /** True when {@code body} is well-formed UTF-8 by RFC 3629 (the JDK's strict decoder). */
+  private static boolean strictUtf8(byte[] body) {
+    try {
+      StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT)
+          .decode(ByteBuffer.wrap(body));
+      return true;
+    } catch (CharacterCodingException e) {
+      return false;
+    }
+  }
+
+  /** True when Jackson's encoding detection could read {@code body} as UTF-16 or UTF-32. */
+  private static boolean looksLikeUtf16Or32(byte[] body) {
+    for (int i = 0; i < Math.min(4, body.length); i++) {
+      if (body[i] == 0) {
+        return true;
+      }
+    }
+    return body.length >= 2 && ((body[0] & 0xff) == 0xfe || (body[0] & 0xff) == 0xff);
   }
 
   /**
