@@ -18,7 +18,7 @@ public final class ModelNames {
     int utf8Bytes = 0;
     for (int i = 0; i < name.length(); ) {
       int codePoint = name.codePointAt(i);
-      if (Character.isSurrogate((char) codePoint)) {
+      if (codePoint >= Character.MIN_SURROGATE && codePoint <= Character.MAX_SURROGATE) {
         return "is not valid Unicode"; // a lone surrogate: codePointAt returns it unpaired
       }
       // By code point, not UTF-16 unit: tag characters (U+E0000..E007F) are invisible format

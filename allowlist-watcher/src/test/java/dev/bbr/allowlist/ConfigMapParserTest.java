@@ -188,6 +188,13 @@ class ConfigMapParserTest {
   }
 
   @Test
+  void names_mayUseAnyPlane_includingCodePointsWhoseLow16BitsLookLikeSurrogates() throws Exception {
+    String cjkExtensionF = "qwen-\ud876\udc00"; // U+2D800: 0xD800 in its low 16 bits
+    assertThat(parser.parse(configMap(cjkExtensionF, null), SOURCE).baseModel())
+        .isEqualTo(cjkExtensionF);
+  }
+
+  @Test
   void names_mayBeUpTo256Utf8Bytes() throws Exception {
     String longest = "é".repeat(128); // 2 bytes each
     assertThat(parser.parse(configMap(longest, null), SOURCE).baseModel()).isEqualTo(longest);

@@ -3,6 +3,7 @@ package dev.bbr.server.extproc;
 import static net.logstash.logback.argument.StructuredArguments.kv;
 
 import com.google.protobuf.ByteString;
+import dev.bbr.allowlist.ModelNames;
 import dev.bbr.server.extproc.ExtProcService.StreamContext;
 import dev.bbr.server.extraction.BodyException;
 import dev.bbr.server.extraction.BodyScanner;
@@ -52,6 +53,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
    * and keeps only a fixed 256-byte model buffer, so nothing grows with the body.
    */
   static final int HOLD_COST = 1;
+  /** The longest a valid model value can be as written: 256 bytes, each as a 6-byte escape. */
+  private static final long MODEL_VALUE_SPAN = 6L * ModelNames.MAX_BYTES + 1;
 
   private enum Phase {
     /** Nothing but a protocol config may have arrived. */
@@ -244,6 +247,14 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       RequestFormat format = RequestFormat.of(
           header(headers, "content-type", false), header(headers, "content-encoding", true));
       scanner = format.newScanner(context.policy().maxBufferedBytes());
+      // Readers with buffers of their own (multipart, gzip/deflate) are charged for them, so
+      // many idle streams cannot hold memory the budget does not see.
+      long fixed = scanner.fixedBytes();
+      if (fixed > 0 && !context.budget().tryAcquire(fixed)) {
+        refuseOverloaded();
+        return false;
+      }
+      budgetBytes += fixed;
       return true;
     } catch (BodyException e) {
       refuse(e);
@@ -354,10 +365,15 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     // Each byte held before the model is known costs one: the chunk itself (HOLD_COST).
     long charge = HOLD_COST * chunk.size();
+    if (budgetBytes + charge > context.budget().capacity()) {
+      // Could never fit, even alone: a retry would get 503 forever.
+      refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
+          "request_too_large", null,
+          "The request body exceeds the router's memory budget before its \"model\" field.");
+      return;
+    }
     if (!chunk.isEmpty() && !context.budget().tryAcquire(charge)) {
-      refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
-          "router_overloaded", null,
-          "The router is holding too many request bodies; retry shortly.");
+      refuseOverloaded();
       return;
     }
     budgetBytes += chunk.isEmpty() ? 0 : charge;
@@ -376,10 +392,15 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     // The cap applies to where the model is in the body, not to how Envoy chunked it: a chunk
     // larger than the cap still routes when the model comes within the first cap bytes. For a
     // compressed body both count: bytes held, and decoded bytes read (a bomb stops there).
+    // A model that starts within the cap is judged by its start even while its value is still
+    // arriving; the value is short (at most MODEL_VALUE_SPAN bytes as written), so waiting for
+    // it holds at most that much more.
     long limit = context.policy().maxBufferedBytes();
-    long needed = scanner.decided()
-        ? scanner.decisionOffset()
-        : Math.max(bufferedBytes, scanner.bytesInspected());
+    long pending = scanner.pendingDecisionOffset();
+    long seen = Math.max(bufferedBytes, scanner.bytesInspected());
+    long needed = scanner.decided() ? scanner.decisionOffset()
+        : pending >= 0 && seen - pending <= MODEL_VALUE_SPAN ? pending
+        : seen;
     if (needed > limit) {
       refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
           "request_too_large", null,
@@ -539,6 +560,13 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         param, e.getMessage());
   }
 
+  /** 503 with {@code retry-after}: the body budget cannot take more now. */
+  private void refuseOverloaded() {
+    refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
+        "router_overloaded", null,
+        "The router is holding too many request bodies; retry shortly.");
+  }
+
   /** Answers with a local reply (OpenAI error shape) and ends the stream. */
   private void refuse(
       Outcome refused, StatusCode status, String type, String code, String param, String message) {
@@ -570,12 +598,18 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   }
 
   private void fail(Status status) {
+    boolean open = phase != Phase.DONE;
     end(Outcome.PROTOCOL_ERROR, 0);
-    out.onError(status.asRuntimeException());
+    if (open) { // a failure while closing (a send that threw) must not close the call twice
+      out.onError(status.asRuntimeException());
+    }
   }
 
   /** Releases everything and reports the outcome; the caller closes the reply stream. */
   private void end(Outcome last, int status) {
+    if (phase == Phase.DONE) {
+      return; // released and counted already
+    }
     phase = Phase.DONE;
     cancelDeadline();
     releaseHeld();

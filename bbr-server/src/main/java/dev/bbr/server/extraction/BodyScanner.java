@@ -35,6 +35,25 @@ public interface BodyScanner {
   long decisionOffset();
 
   /**
+   * While the scanner is inside the model's value, before the decision, returns the offset the
+   * decision will have (where the value starts); otherwise -1. It lets the per-request cap judge
+   * a model that starts within the cap but ends past it the same way however the body is split.
+   * Formats that do not know it yet return -1.
+   */
+  default long pendingDecisionOffset() {
+    return -1;
+  }
+
+  /**
+   * Returns the memory this reader holds whatever the body (buffers, native state), which the
+   * router charges to the body budget while the model is unknown. Small fixed state (the JSON
+   * scanner's ~0.5 KB) counts as zero, like gRPC's own per-stream state.
+   */
+  default long fixedBytes() {
+    return 0;
+  }
+
+  /**
    * Returns the body bytes read so far, in the same coordinates as {@link #decisionOffset()}: for
    * a compressed body the decoded bytes, which the per-request cap bounds like held bytes.
    */

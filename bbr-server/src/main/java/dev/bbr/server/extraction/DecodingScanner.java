@@ -286,6 +286,14 @@ final class DecodingScanner implements BodyScanner {
     return decided() ? inner.decisionOffset() : -1;
   }
 
+  /** zlib's inflate state and its 32 KiB window, held natively by {@link Inflater}. */
+  private static final long INFLATER_NATIVE_BYTES = 40 * 1024;
+
+  @Override
+  public long fixedBytes() {
+    return out.length + INFLATER_NATIVE_BYTES + inner.fixedBytes();
+  }
+
   @Override
   public long bytesInspected() {
     return decoded;

@@ -11,8 +11,11 @@ import java.nio.ByteBuffer;
  * unreadable (415) rather than as malformed JSON (400).
  */
 final class JsonBodyScanner implements BodyScanner {
+  private static final byte[] UTF8_BOM = {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF};
+
   private final ModelScanner scanner;
   private boolean sniffing;
+  private int bomBytes;
   private long fed;
 
   JsonBodyScanner(boolean sniff) {
@@ -30,11 +33,16 @@ final class JsonBodyScanner implements BodyScanner {
   }
 
   private void sniff(ByteString chunk) throws BodyException {
+    long offset = fed;
     for (ByteBuffer bytes : chunk.asReadOnlyByteBufferList()) {
-      for (int i = bytes.position(), end = bytes.limit(); i < end; i++) {
+      for (int i = bytes.position(), end = bytes.limit(); i < end; i++, offset++) {
         byte b = bytes.get(i);
         if (b == ' ' || b == '\t' || b == '\r' || b == '\n') {
           continue; // JSON whitespace: the JSON scanner takes it too
+        }
+        if (offset < UTF8_BOM.length && offset == bomBytes && b == UTF8_BOM[(int) offset]) {
+          bomBytes++; // a UTF-8 BOM at the very start, which the JSON scanner accepts too
+          continue;
         }
         sniffing = false;
         if (b != '{') {
@@ -61,6 +69,11 @@ final class JsonBodyScanner implements BodyScanner {
   @Override
   public long decisionOffset() {
     return scanner.decisionOffset();
+  }
+
+  @Override
+  public long pendingDecisionOffset() {
+    return scanner.pendingDecisionOffset();
   }
 
   @Override

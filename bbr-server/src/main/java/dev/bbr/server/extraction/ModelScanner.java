@@ -183,6 +183,14 @@ public final class ModelScanner {
     return decisionOffset;
   }
 
+  /**
+   * While the model's value is being read, returns where it starts (the offset the decision will
+   * have); otherwise -1.
+   */
+  public long pendingDecisionOffset() {
+    return !decided && failure == null && stringKind == MODEL_VALUE ? modelStart : -1;
+  }
+
   /** Returns the model, or null when it is not known (yet, or at all). */
   public String model() {
     return model;

@@ -17,7 +17,7 @@ import java.nio.charset.StandardCharsets;
  * value (at most {@link ModelScanner#MAX_MODEL_BYTES}) are ever copied. Routing is decided when
  * the model part ends, or at the closing delimiter when there is none.
  *
- * <p>As {@link JsonStructure} does for JSON, it keeps following the body after the decision, in
+ * <p>As {@link ModelScanner} does for JSON, it keeps following the body after the decision, in
  * the same constant state, so a second {@code model} field (a Python server reads the last one)
  * or a body cut before its closing delimiter is refused even while the body streams through.
  */
@@ -328,6 +328,11 @@ final class MultipartScanner implements BodyScanner {
   @Override
   public long decisionOffset() {
     return decisionOffset;
+  }
+
+  @Override
+  public long fixedBytes() {
+    return header.length + value.length + delimiter.length;
   }
 
   @Override

@@ -340,9 +340,27 @@ class RouterStreamFormatsTest {
     int half = compressed.length / 2;
     call.body(ByteString.copyFrom(compressed, 0, half), false);
     call.assertNoReply();
-    assertThat(budget.inUse()).isEqualTo((long) RouterStream.HOLD_COST * half);
+    // the held compressed bytes, plus the decoder's fixed cost: its 8 KiB buffer and ~40 KiB
+    // of native Inflater state
+    assertThat(budget.inUse()).isEqualTo((long) RouterStream.HOLD_COST * half + 8 * 1024 + 40 * 1024);
     call.cancel();
     call.awaitClose();
+    assertThat(budget.inUse()).isZero();
+  }
+
+  @Test
+  void decodersAreChargedWhenTheyStart_soIdleStreamsCannotHoldUnseenMemory() throws Exception {
+    start(1 << 20, 100 * 1024); // room for two decoders (48 KiB each), not three
+    ExtProcCall first = open(BodySendMode.FULL_DUPLEX_STREAMED, false, "content-encoding", "gzip");
+    ExtProcCall second = open(BodySendMode.FULL_DUPLEX_STREAMED, false, "content-encoding", "gzip");
+    first.assertNoReply();
+    second.assertNoReply();
+    ExtProcCall third = open(BodySendMode.FULL_DUPLEX_STREAMED, false, "content-encoding", "gzip");
+    assertThat(third.reply().getImmediateResponse().getStatus().getCodeValue()).isEqualTo(503);
+    first.cancel();
+    second.cancel();
+    first.awaitClose();
+    second.awaitClose();
     assertThat(budget.inUse()).isZero();
   }
 

@@ -33,6 +33,8 @@ import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The ext_proc protocol, driven through a real gRPC stub over an in-process transport. */
 class RouterStreamTest {
@@ -327,6 +329,45 @@ class RouterStreamTest {
       ExtProcCall call = fullDuplex();
       call.headers(false).body("{\"prompt\":\"" + "x".repeat(2000) + "\",\"model\":\"" + QWEN + "\"}", true);
       immediate(call.reply(), 413, "request_too_large");
+      assertBudgetReturned();
+    }
+
+    @ParameterizedTest(name = "split at {0}")
+    @ValueSource(ints = {1005, 1012, 0})
+    void modelStraddlingTheCap_routes_howeverTheBodyIsSplit(int split) throws Exception {
+      start(policy(false, true, false, 1000, Duration.ofSeconds(60)), 1 << 20);
+      String prefix = "{\"prompt\":\"" + "x".repeat(970) + "\",\"model\":\"";
+      String body = prefix + QWEN + "\"}"; // the model's value starts before byte 1000, ends after
+      assertThat(prefix.length()).isLessThan(1000);
+      assertThat(prefix.length() + QWEN.length()).isGreaterThan(1000);
+      ExtProcCall call = fullDuplex().headers(false);
+      if (split == 0) {
+        call.body(body, true);
+      } else {
+        call.body(body.substring(0, split), false).body(body.substring(split), true);
+      }
+      assertRoutes(call.reply().getRequestHeaders().getResponse(), QWEN, QWEN);
+    }
+
+    @Test
+    void modelValueThatNeverEnds_isStillCutOffByTheCap() throws Exception {
+      start(policy(false, true, false, 1000, Duration.ofSeconds(60)), 1 << 20);
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"x\",\"model\":\"", false);
+      call.body("m".repeat(900), false);
+      call.assertNoReply();
+      call.body("m".repeat(2000), false); // past the cap and longer than any model name
+      immediate(call.reply(), 413, "request_too_large");
+      assertBudgetReturned();
+    }
+
+    @Test
+    void chunkLargerThanTheWholeBudget_gets413_not503ForEver() throws Exception {
+      start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)), 64);
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"prompt\":\"" + "x".repeat(80), false);
+      immediate(call.reply(), 413, "request_too_large");
+      assertThat(onlyOutcome()).isEqualTo(Outcome.TOO_LARGE);
       assertBudgetReturned();
     }
 

@@ -46,6 +46,20 @@ class RequestFormatTest {
         .extracting(e -> ((BodyException) e).problem()).isEqualTo(Problem.UNSUPPORTED_CONTENT_TYPE);
   }
 
+  @ParameterizedTest
+  @ValueSource(strings = {"application/x-www-form-urlencoded", "text/plain"})
+  void sniffedTypes_acceptAUtf8Bom_likeDeclaredJson_evenSplitByteByByte(String contentType)
+      throws BodyException {
+    byte[] body = ("\uFEFF{\"model\":\"m\"}").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    assertThat(modelOf(contentType, null, body)).isEqualTo("m");
+    BodyScanner scanner = RequestFormat.of(contentType, null).newScanner(1 << 20);
+    for (byte b : body) {
+      scanner.feed(ByteString.copyFrom(new byte[] {b}));
+    }
+    scanner.end();
+    assertThat(scanner.model()).isEqualTo("m");
+  }
+
   @Test
   void declaredJson_thatIsNotJson_isMalformedJson_notUnsupported() {
     assertThatThrownBy(() -> modelOf("application/json", null, "model=m".getBytes()))

@@ -250,7 +250,7 @@ public final class RouterProcess implements AutoCloseable {
   }
 
   /** Returns {@code n} distinct free loopback ports, held open together while choosing. */
-  private static int[] freePorts(int n) throws IOException {
+  public static int[] freePorts(int n) throws IOException {
     List<ServerSocket> sockets = new ArrayList<>();
     try {
       int[] ports = new int[n];
