@@ -1,5 +1,6 @@
 package dev.bbr.benchmarks.load;
 
+import dev.bbr.server.testing.RouterProcess;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
@@ -7,8 +8,6 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -40,7 +39,7 @@ final class ServerJvm implements AutoCloseable {
   static ServerJvm router(
       Path jar, Path allowlistDir, List<String> jvmFlags, List<String> routerFlags, Path logDir)
       throws IOException, InterruptedException {
-    int[] ports = freePorts(3);
+    int[] ports = RouterProcess.freePorts(3);
     List<String> args = new ArrayList<>(List.of("-jar", jar.toString(),
         "--grpc-port", Integer.toString(ports[0]),
         "--grpc-health-port", Integer.toString(ports[1]),
@@ -53,7 +52,7 @@ final class ServerJvm implements AutoCloseable {
 
   /** {@link NoOpExtProcServer} from this process's own class path. */
   static ServerJvm floor(List<String> jvmFlags, Path logDir) throws IOException, InterruptedException {
-    int[] ports = freePorts(2);
+    int[] ports = RouterProcess.freePorts(2);
     List<String> args = List.of("-cp", System.getProperty("java.class.path"),
         NoOpExtProcServer.class.getName(),
         "--port", Integer.toString(ports[0]), "--health-port", Integer.toString(ports[1]));
@@ -179,23 +178,6 @@ final class ServerJvm implements AutoCloseable {
     process.destroy(); // SIGTERM: the router drains (nothing is in flight by now)
     if (!process.waitFor(15, TimeUnit.SECONDS)) {
       process.destroyForcibly().waitFor();
-    }
-  }
-
-  private static int[] freePorts(int n) throws IOException {
-    List<ServerSocket> sockets = new ArrayList<>();
-    try {
-      int[] ports = new int[n];
-      for (int i = 0; i < n; i++) {
-        ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-        sockets.add(socket);
-        ports[i] = socket.getLocalPort();
-      }
-      return ports;
-    } finally {
-      for (ServerSocket socket : sockets) {
-        socket.close();
-      }
     }
   }
 }
