@@ -14,9 +14,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.protobuf.ByteString;
 import dev.bbr.server.extraction.BodyException.Problem;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
@@ -90,7 +87,7 @@ class ModelExtractorFuzzTest {
         case MODEL_EMPTY -> reference.model().isEmpty() || reference.modelKeys() > 1;
         case INVALID_MODEL_NAME -> !acceptableName(reference.model()) || reference.modelKeys() > 1;
         // Stricter than Jackson on purpose (decision 26): well-formed UTF-8 only, no UTF-16/32.
-        case INVALID_JSON -> !strictUtf8(body) || looksLikeUtf16Or32(body)
+        case INVALID_JSON -> !ModelScannerDifferentialTest.wellFormedUtf8(body) || looksLikeUtf16Or32(body)
             || reference.modelKeys() > 1;
         default -> reference.modelKeys() > 1; // which defect of duplicates is seen first may vary
       };
@@ -135,19 +132,6 @@ class ModelExtractorFuzzTest {
       return new Result(Kind.REFUSED, null, e.problem(), -1);
     } finally {
       scanner.close();
-    }
-  }
-
-  /** True when {@code body} is well-formed UTF-8 by RFC 3629 (the JDK's strict decoder). */
-  private static boolean strictUtf8(byte[] body) {
-    try {
-      StandardCharsets.UTF_8.newDecoder()
-          .onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT)
-          .decode(ByteBuffer.wrap(body));
-      return true;
-    } catch (CharacterCodingException e) {
-      return false;
     }
   }
 

@@ -264,7 +264,8 @@ class ModelScannerDifferentialTest {
     return b0 == 0 || b1 == 0 || (b0 == 0xFE && b1 == 0xFF) || (b0 == 0xFF && b1 == 0xFE);
   }
 
-  private static boolean wellFormedUtf8(byte[] body) {
+  /** True when {@code body} is well-formed UTF-8 by RFC 3629 (the JDK's strict decoder). */
+  static boolean wellFormedUtf8(byte[] body) {
     try {
       StandardCharsets.UTF_8.newDecoder()
           .onMalformedInput(CodingErrorAction.REPORT)
