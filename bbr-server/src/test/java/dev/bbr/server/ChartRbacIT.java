@@ -55,7 +55,7 @@ class ChartRbacIT {
           baseModel: meta-llama/Llama-3.1-8B-Instruct
         """);
     helm("install", RELEASE, root.resolve("deploy/helm/body-based-router").toString(),
-        "--namespace", NS, "--set", "tls.mode=disabled",
+        "--namespace", NS, "--set", HelmChartIT.IMAGE, "--set", "tls.mode=disabled",
         "--set", "models[0].name=Qwen/Qwen2.5-3B-Instruct",
         "--set", "models[0].adapters[0]=qwen-sql-lora",
         "--set", "models[1].name=microsoft/Phi-3-mini-4k-instruct");
