@@ -297,7 +297,7 @@ public final class EnvoyProcess implements AutoCloseable {
   // ---- helpers shared with RouterProcess ----
 
   /** Ends {@code process} and its descendants: destroy, wait up to {@code timeout}, then kill. */
-  static void stop(Process process, Duration timeout) {
+  public static void stop(Process process, Duration timeout) {
     List<ProcessHandle> descendants = process.descendants().toList();
     if (process.isAlive()) {
       process.destroy();
@@ -318,7 +318,7 @@ public final class EnvoyProcess implements AutoCloseable {
    * Kills {@code process} if the test JVM exits without closing it (a crash, a failsafe timeout):
    * no orphaned Envoy or router survives a run.
    */
-  static Thread killOnExit(Process process, String name) {
+  public static Thread killOnExit(Process process, String name) {
     Thread hook = new Thread(() -> {
       process.descendants().forEach(ProcessHandle::destroyForcibly);
       process.destroyForcibly();
@@ -327,7 +327,7 @@ public final class EnvoyProcess implements AutoCloseable {
     return hook;
   }
 
-  static void forgetOnExit(Thread hook) {
+  public static void forgetOnExit(Thread hook) {
     try {
       Runtime.getRuntime().removeShutdownHook(hook);
     } catch (IllegalStateException e) {
