@@ -19,12 +19,6 @@ ENVOY_BIN=$(scripts/envoy-path.sh)
 export ENVOY_BIN
 "$ENVOY_BIN" --version | grep -o 'envoy  version: [^ ]*\|/1\.[0-9.]*/' | head -1
 
-# --- promtool + Envoy Gateway (PrometheusRulesIT, EnvoyGatewayIT) ---
-# Both tests find them in .tools/bin; built once by install-tools.sh (a second run is a no-op).
-scripts/install-tools.sh promtool envoy-gateway
-export PROMTOOL_BIN="$PWD/.tools/bin/promtool" ENVOY_GATEWAY_BIN="$PWD/.tools/bin/envoy-gateway"
-# --- end promtool + Envoy Gateway ---
-
 jdk25=$(ls -d /usr/lib/jvm/temurin-25* 2>/dev/null | head -1 || true)
 if [[ -z "$jdk25" ]]; then
   echo "no Temurin 25 JDK under /usr/lib/jvm: the build must also pass on JDK 25" >&2

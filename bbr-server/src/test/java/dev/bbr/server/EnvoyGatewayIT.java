@@ -88,7 +88,7 @@ class EnvoyGatewayIT {
     // --- the chart's output, as a user would render it for Envoy Gateway ---
     List<String> args = new ArrayList<>(List.of(helm, "template", "bbr",
         root.resolve("deploy/helm/body-based-router").toString(), "-n", NS, "--kube-version", "1.31.0",
-        "--set", "provider.name=envoy-gateway", "--set", "tls.mode=disabled",
+        "--set", HelmChartIT.IMAGE, "--set", "provider.name=envoy-gateway", "--set", "tls.mode=disabled",
         "--set", "inferenceGateway.name=" + GATEWAY,
         "--set", "models[0].name=" + QWEN, "--set", "models[0].pool=qwen-pool",
         "--set", "models[0].adapters[0]=qwen-food-review", "--set", "models[0].adapters[1]=qwen-sql-lora",
