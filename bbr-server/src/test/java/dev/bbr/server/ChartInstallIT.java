@@ -34,7 +34,7 @@ class ChartInstallIT {
       "configmaps", "roles", "rolebindings", "clusterroles", "clusterrolebindings",
       "poddisruptionbudgets", "horizontalpodautoscalers", "networkpolicies", "servicemonitors",
       "prometheusrules", "certificates", "httproutes", "referencegrants", "backendtlspolicies",
-      "gcproutingextensions", "healthcheckpolicies", "envoyfilters", "destinationrules",
+      "gcproutingextensions", "healthcheckpolicies", "envoyfilters", "destinationrules", "httproutefilters",
       "envoyextensionpolicies");
 
   /** A set of CRD versions installed together. */

@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import dev.bbr.server.testing.EnvoyProcess;
+import dev.bbr.server.testing.KubeApiServer;
 import dev.bbr.server.testing.RouterProcess;
 import dev.bbr.server.testing.StubModelBackend;
 import java.net.URI;
@@ -65,14 +66,7 @@ class EnvoyGatewayIT {
 
   @BeforeAll
   static void start() throws Exception {
-    Path dir = Path.of("").toAbsolutePath();
-    while (dir != null && !Files.isDirectory(dir.resolve("deploy/helm/body-based-router"))) {
-      dir = dir.getParent();
-    }
-    if (dir == null) {
-      fail("deploy/helm/body-based-router not found above " + Path.of("").toAbsolutePath());
-    }
-    root = dir;
+    root = KubeApiServer.repositoryRoot();
     String helm = tool("helm", "helm.bin", "HELM_BIN");
     String egBin = tool("envoy-gateway", "envoy-gateway.bin", "ENVOY_GATEWAY_BIN");
     Path envoy = EnvoyProcess.findBinary();
@@ -102,17 +96,17 @@ class EnvoyGatewayIT {
       while (it.hasNext()) {
         JsonNode d = it.next();
         String kind = d == null ? "" : d.path("kind").asText();
-        if (kind.equals("EnvoyExtensionPolicy") || kind.equals("HTTPRoute")) {
+        if (kind.equals("EnvoyExtensionPolicy") || kind.equals("HTTPRoute") || kind.equals("HTTPRouteFilter")) {
           gatewayDocs.add(d);
         }
       }
     }
     assertThat(gatewayDocs.stream().map(d -> d.path("kind").asText()))
-        .containsExactlyInAnyOrder("EnvoyExtensionPolicy", "HTTPRoute", "HTTPRoute");
-    // The chart renders no catch-all HTTPRoute (its provider-envoy-gateway.yaml says to keep one on
-    // the Gateway): Envoy Gateway enables the ext_proc filter per route, so a request that matches
-    // no route before the router has set X-Gateway-Base-Model-Name never reaches the router. The
-    // test adds one (below), as a user must.
+        .containsExactlyInAnyOrder("EnvoyExtensionPolicy", "HTTPRoute", "HTTPRoute", "HTTPRoute",
+            "HTTPRouteFilter");
+    // Two model routes and the chart's catch-all (with its 404 HTTPRouteFilter): Envoy Gateway
+    // enables the ext_proc filter per route, so a request that matches no route before the router
+    // has set X-Gateway-Base-Model-Name would never reach the router.
 
     // --- rewrites a cluster-less run needs; nothing else in the chart's objects is changed ---
     for (JsonNode d : gatewayDocs) {
@@ -182,27 +176,6 @@ class EnvoyGatewayIT {
         metadata: {name: %7$s, namespace: %1$s}
         spec:
           endpoints: [{ip: {address: 127.0.0.1, port: %8$d}}]
-        ---
-        # The catch-all route the chart's comment asks for: requests first match it (no base-model
-        # header yet), so the ext_proc filter runs; unrouted ones end in this marked 404.
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: HTTPRoute
-        metadata: {name: catch-all, namespace: %1$s}
-        spec:
-          parentRefs: [{name: %3$s}]
-          rules:
-            - matches: [{path: {type: PathPrefix, value: /}}]
-              filters:
-                - type: ExtensionRef
-                  extensionRef: {group: gateway.envoyproxy.io, kind: HTTPRouteFilter, name: catch-all-404}
-        ---
-        apiVersion: gateway.envoyproxy.io/v1alpha1
-        kind: HTTPRouteFilter
-        metadata: {name: catch-all-404, namespace: %1$s}
-        spec:
-          directResponse:
-            statusCode: 404
-            body: {type: Inline, inline: '{"catch_all":true}'}
         """.formatted(NS, envoyVersion, GATEWAY, listenerPort, qwen.port(), phi.port(),
         routerService, router.grpcPort());
 
@@ -348,7 +321,11 @@ class EnvoyGatewayIT {
   record Reply(int status, String body) { }
 
   private static Reply post(String model) throws Exception {
-    String body = JSON.writeValueAsString(Map.of("model", model, "prompt", "What is machine learning?", "max_tokens", 50));
+    return postBody(JSON.writeValueAsString(
+        Map.of("model", model, "prompt", "What is machine learning?", "max_tokens", 50)));
+  }
+
+  private static Reply postBody(String body) throws Exception {
     HttpRequest req = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + listenerPort + "/v1/completions"))
         .timeout(Duration.ofSeconds(20)).header("content-type", "application/json")
         .POST(HttpRequest.BodyPublishers.ofString(body)).build();
@@ -411,8 +388,19 @@ class EnvoyGatewayIT {
     Reply r = post("Qwen/Qwen2.5-7B-Instruct");
     assertThat(r.status).as(r.body).isEqualTo(404);
     JsonNode json = JSON.readTree(r.body);
-    assertThat(json.path("catch_all").isMissingNode()).as("answered by the router, not the catch-all: %s", r.body).isTrue();
-    assertThat(r.body).contains("model_not_found");
+    assertThat(json.at("/error/code").asText()).as("answered by the router, not the catch-all: %s", r.body)
+        .isEqualTo("model_not_found");
+    assertThat(qwen.requestCount() + phi.requestCount()).isEqualTo(before);
+  }
+
+  @Test
+  void aRequestWithoutABodyModelEndsInTheChartsCatchAll404() throws Exception {
+    // --missing-model=passthrough (the default): the router lets it through unrouted, no model
+    // route matches, and the chart's catch-all answers.
+    long before = qwen.requestCount() + phi.requestCount();
+    Reply r = postBody("{\"prompt\":\"no model here\"}");
+    assertThat(r.status).as(r.body).isEqualTo(404);
+    assertThat(JSON.readTree(r.body).at("/error/code").asText()).as(r.body).isEqualTo("route_not_found");
     assertThat(qwen.requestCount() + phi.requestCount()).isEqualTo(before);
   }
 

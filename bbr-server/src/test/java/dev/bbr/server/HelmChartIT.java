@@ -79,7 +79,7 @@ class HelmChartIT {
       "gateway.networking.k8s.io/v1/BackendTLSPolicy",
       "networking.gke.io/v1/GCPRoutingExtension", "networking.gke.io/v1/HealthCheckPolicy",
       "networking.istio.io/v1alpha3/EnvoyFilter", "networking.istio.io/v1/DestinationRule",
-      "gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy");
+      "gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy", "gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter");
   private static final Map<String, Class<?>> TYPED = Map.ofEntries(
       Map.entry("Deployment", Deployment.class), Map.entry("Service", Service.class),
       Map.entry("ServiceAccount", ServiceAccount.class), Map.entry("Role", Role.class),
@@ -519,7 +519,8 @@ class HelmChartIT {
       assertThat(allowlist.baseModelOf("qwen-sql-lora")).isEqualTo("Qwen/Qwen2.5-3B-Instruct");
       assertThat(allowlist.baseModelOf("qwen: food review")).isEqualTo("Qwen/Qwen2.5-3B-Instruct");
     }
-    List<JsonNode> routes = byKind.getOrDefault("HTTPRoute", List.of());
+    List<JsonNode> routes = byKind.getOrDefault("HTTPRoute", List.of()).stream()
+        .filter(r -> !r.at("/metadata/name").asText().endsWith("-catch-all")).toList();
     assertThat(routes).hasSize((int) mappings.size());
     Set<String> pools = new LinkedHashSet<>();
     for (JsonNode route : routes) {
@@ -542,12 +543,12 @@ class HelmChartIT {
     String gateway = c.files.isEmpty() ? "inference-gateway" : "infra-pattern1-inference-gateway";
     boolean responses = "true".equals(set.get("provider.sendResponseEvents"));
     Set<String> providerKinds = Set.of("GCPRoutingExtension", "HealthCheckPolicy", "EnvoyFilter",
-        "DestinationRule", "EnvoyExtensionPolicy", "BackendTLSPolicy", "ReferenceGrant");
+        "DestinationRule", "EnvoyExtensionPolicy", "BackendTLSPolicy", "ReferenceGrant", "HTTPRouteFilter");
     Set<String> expected = switch (provider) {
       case "gke" -> Set.of("GCPRoutingExtension", "HealthCheckPolicy");
       case "istio" -> tls ? Set.of("EnvoyFilter", "DestinationRule") : Set.of("EnvoyFilter");
       case "envoy-gateway" -> {
-        Set<String> s = new LinkedHashSet<>(List.of("EnvoyExtensionPolicy"));
+        Set<String> s = new LinkedHashSet<>(List.of("EnvoyExtensionPolicy", "HTTPRouteFilter"));
         if (tls) {
           s.add("BackendTLSPolicy");
         }
@@ -620,6 +621,14 @@ class HelmChartIT {
         assertThat(ext.at("/processingMode/response").isMissingNode()).isEqualTo(!responses);
         assertThat(ext.at("/backendRefs/0/name").asText()).isEqualTo(svc);
         assertThat(ext.at("/backendRefs/0/port").asInt()).isEqualTo(options.grpcPort());
+        // The catch-all route every request matches first, so the router sees it.
+        assertThat(byKind.get("HTTPRoute")).filteredOn(r -> r.at("/metadata/name").asText().endsWith("-catch-all"))
+            .singleElement().satisfies(r -> {
+              assertThat(r.at("/spec/rules/0/matches/0/path/value").asText()).isEqualTo("/");
+              assertThat(r.at("/spec/rules/0/matches/0/headers").isMissingNode()).isTrue();
+              assertThat(r.at("/spec/rules/0/filters/0/extensionRef/kind").asText()).isEqualTo("HTTPRouteFilter");
+            });
+        assertThat(one(byKind, "HTTPRouteFilter", c).at("/spec/directResponse/statusCode").asInt()).isEqualTo(404);
         if (tls) {
           JsonNode btp = one(byKind, "BackendTLSPolicy", c);
           assertThat(btp.at("/spec/targetRefs/0/name").asText()).isEqualTo(svc);
