@@ -25,6 +25,15 @@ if [[ -z "$jdk25" ]]; then
   exit 1
 fi
 
+# ---- container image (ImageIT): built once, from a jar built by this run, before the Maven runs ----
+# scripts/build-image.sh --build-jar rebuilds bbr-server.jar, then makes the podman image from it
+# (vfs storage and podman config under .tools/containers); ImageIT runs that image in both passes.
+BBR_IMAGE=$(scripts/build-image.sh --build-jar | tee /dev/stderr | sed -n 's/^image: *//p')
+CONTAINERS_CONF="$PWD/.tools/containers/containers.conf"
+CONTAINERS_STORAGE_CONF="$PWD/.tools/containers/storage.conf"
+export BBR_IMAGE CONTAINERS_CONF CONTAINERS_STORAGE_CONF
+# ---- end container image ----
+
 echo "== JDK 17: mvn verify"
 mvn -B -ntp verify
 scripts/fuzz.sh 60  # each Jazzer target fuzzed for 60 s (docs/fuzzing.md), on JDK 17 only
