@@ -33,7 +33,6 @@ ENV JAVA_HOME=/opt/java PATH=/opt/java/bin:/usr/local/sbin:/usr/local/bin:/usr/s
 ENV JAVA_TOOL_OPTIONS="-XX:MaxRAMPercentage=75 -XX:+ExitOnOutOfMemoryError"
 COPY --from=build --chown=0:0 --chmod=0444 /bbr-server.jar /app/bbr-server.jar
 LABEL org.opencontainers.image.title="body-based-router" \
-      org.opencontainers.image.source="https://github.com/bbr-dev/body-based-router" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="0.1.0"
 # Numeric uid so runAsNonRoot can be verified without /etc/passwd.

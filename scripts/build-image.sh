@@ -125,7 +125,7 @@ mkdir -p "$ctx"
 ln "$rootfs" "$ctx/rootfs.tar" 2>/dev/null || cp "$rootfs" "$ctx/rootfs.tar"
 cp -a "$runtime" "$ctx/jre"
 cp "$jar" "$ctx/bbr-server.jar"
-source_url=${BBR_IMAGE_SOURCE:-https://github.com/bbr-dev/body-based-router}
+source_url=${BBR_IMAGE_SOURCE:-}   # no public repository yet: set it when publishing
 log "podman build $image"
 b0=$(date +%s)
 podman build --quiet --network=host --pull=never -f deploy/image/Containerfile \
