@@ -40,6 +40,9 @@ import java.util.regex.Pattern;
  * @param shutdownDelay after SIGTERM, how long the router keeps accepting new streams with health
  *     NOT_SERVING before it stops accepting and drains, so that load balancers (Envoy's active
  *     health checks, Kubernetes endpoint removal) take it out of rotation first
+ * @param tracing export OpenTelemetry spans (upstream's {@code --tracing}, default true)
+ * @param metricsEndpointAuth authenticate and authorise callers of the metrics port against the
+ *     API server (upstream's {@code --metrics-endpoint-auth}, default true)
  */
 public record BbrOptions(
     int grpcPort,
@@ -58,7 +61,9 @@ public record BbrOptions(
     Duration bodyTimeout,
     Duration drainTimeout,
     int maxConcurrentStreams,
-    Duration shutdownDelay) {
+    Duration shutdownDelay,
+    boolean tracing,
+    boolean metricsEndpointAuth) {
 
   static final int DEFAULT_GRPC_PORT = 9004;
   static final int DEFAULT_HEALTH_PORT = 9005;
@@ -228,7 +233,9 @@ public record BbrOptions(
         duration(v, "body-timeout", DEFAULT_BODY_TIMEOUT),
         duration(v, "drain-timeout", DEFAULT_DRAIN_TIMEOUT),
         integer(v, "max-concurrent-streams", DEFAULT_MAX_CONCURRENT_STREAMS),
-        duration(v, "shutdown-delay", DEFAULT_SHUTDOWN_DELAY));
+        duration(v, "shutdown-delay", DEFAULT_SHUTDOWN_DELAY),
+        bool(v, "tracing", true),
+        bool(v, "metrics-endpoint-auth", true));
   }
 
   private static AllowlistSourceConfig allowlist(Map<String, String> v, Map<String, String> env) {
@@ -316,8 +323,10 @@ public record BbrOptions(
         "on SIGTERM, time health is NOT_SERVING while new streams are still accepted, before the "
             + "drain starts (default 0s)"),
     // Upstream flags accepted so existing deployments start; they change nothing here.
-    TRACING("tracing", null, null),
-    METRICS_ENDPOINT_AUTH("metrics-endpoint-auth", null, null),
+    TRACING("tracing", null, "export OpenTelemetry spans, configured by the OTEL_* variables "
+        + "(default true, as upstream)"),
+    METRICS_ENDPOINT_AUTH("metrics-endpoint-auth", null, "callers of the metrics port must "
+        + "present a bearer token the API server authorises (default true, as upstream)"),
     ENABLE_PPROF("enable-pprof", null, null);
 
     final String name;

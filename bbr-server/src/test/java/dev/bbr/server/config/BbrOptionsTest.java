@@ -85,7 +85,7 @@ class BbrOptionsTest {
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
-        Duration.ofSeconds(3)));
+        Duration.ofSeconds(3), true, true));
   }
 
   @Test
@@ -110,7 +110,7 @@ class BbrOptionsTest {
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
-        Duration.ofSeconds(3)));
+        Duration.ofSeconds(3), true, true));
   }
 
   @Test
@@ -381,7 +381,7 @@ class BbrOptionsTest {
   void upstreamOnlyFlags_areAccepted_andChangeNothing() {
     BbrOptions plain = parse("--grpc-port", "19004");
     BbrOptions withUpstreamFlags = parse(
-        "--tracing", "--metrics-endpoint-auth=false", "--enable-pprof", "true", "--grpc-port", "19004");
+        "--enable-pprof", "true", "--grpc-port", "19004");
 
     assertThat(withUpstreamFlags).isEqualTo(plain);
   }
@@ -393,7 +393,7 @@ class BbrOptionsTest {
         "-enable-pprof", "true", "--streaming"};
 
     assertThat(BbrOptions.ignoredFlags(args))
-        .containsExactly("--tracing", "--metrics-endpoint-auth", "--enable-pprof");
+        .containsExactly("--enable-pprof");
   }
 
   @Test
@@ -428,37 +428,39 @@ class BbrOptionsTest {
         "--namespace NS",
         "--all-namespaces ",
         "--configmap-label KEY=VALUE",
-        "--log-format json|text");
+        "--log-format json|text",
+        "--tracing ",
+        "--metrics-endpoint-auth ");
     assertThat(usage).contains("(default 9004)", "(default 9005)", "(default 9090)", "(default true)");
-    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(21);
+    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(23);
   }
 
   @Test
   void usage_hidesTheUpstreamOnlyFlags() {
-    assertThat(BbrOptions.usage()).doesNotContain("--tracing", "--metrics-endpoint-auth", "--enable-pprof");
+    assertThat(BbrOptions.usage()).doesNotContain("--enable-pprof");
   }
 
   @Test
   void constructor_refusesInvalidValues_likeTheParser() {
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
-        Duration.ZERO))
+        Duration.ZERO, true, true))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-buffered-bytes: 0");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         new AllowlistSourceConfig(allowlistDir, allowlistDir, null, false, List.of("a=b")),
         true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
-        Duration.ZERO))
+        Duration.ZERO, true, true))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageContaining("--allowlist-dir and --kubeconfig");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(-1), 1, Duration.ZERO))
+        Duration.ofSeconds(-1), 1, Duration.ZERO, true, true))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--drain-timeout: ");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(1), 0, Duration.ZERO))
+        Duration.ofSeconds(1), 0, Duration.ZERO, true, true))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-concurrent-streams: 0");
   }
@@ -477,8 +479,8 @@ class BbrOptionsTest {
   @Test
   void ignoredFlags_doesNotMistakeAValueForAFlag() {
     assertThat(BbrOptions.ignoredFlags("--allowlist-dir", "tracing", "--streaming")).isEmpty();
-    assertThat(BbrOptions.ignoredFlags("--allowlist-dir", "x", "--tracing", "false"))
-        .containsExactly("--tracing");
+    assertThat(BbrOptions.ignoredFlags("--allowlist-dir", "x", "--enable-pprof", "false"))
+        .containsExactly("--enable-pprof");
   }
 
   @Test
