@@ -3,6 +3,10 @@ package dev.bbr.server.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -20,23 +24,24 @@ import org.junit.jupiter.params.provider.MethodSource;
  * read with upstream's meaning: what a Deployment rendered by upstream's chart passes must start
  * this router and ask it for the same thing.
  */
-class UpstreamFlagsTest {
+public class UpstreamFlagsTest {
   /** A pod of upstream's chart: single-namespace, in a cluster. */
   private static final Map<String, String> IN_CLUSTER =
       Map.of("KUBERNETES_SERVICE_HOST", "10.0.0.1", "NAMESPACE", "serving");
 
-  /**
-   * The container args upstream v1.5.0's chart renders with its default values (written down
-   * from reading its templates and values: {@code --streaming}, {@code bbr.flags}, one {@code
-   * --plugin} per {@code bbr.plugins} entry, then {@code --tracing}).
-   */
-  static final List<String> UPSTREAM_CHART_ARGS = List.of(
-      "--streaming",
-      "--v", "3",
-      "--plugin",
-      "body-field-to-header:model-extractor:{\"fieldName\":\"model\",\"headerName\":\"X-Gateway-Model-Name\"}",
-      "--plugin", "base-model-to-header:base-model-mapper",
-      "--tracing=false");
+  /** The container args upstream v1.5.0's chart renders by default (a recorded fixture). */
+  static final List<String> UPSTREAM_CHART_ARGS = upstreamChartArgs();
+
+  /** Reads {@code upstream/v1.5.0-chart-args.txt}: one argument per line, # comments. */
+  public static List<String> upstreamChartArgs() {
+    try (InputStream in = UpstreamFlagsTest.class.getResourceAsStream("/upstream/v1.5.0-chart-args.txt")) {
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8).lines()
+          .filter(line -> !line.isBlank() && !line.startsWith("#"))
+          .toList();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
 
   private static BbrOptions parse(String... args) {
     return BbrOptions.parse(IN_CLUSTER, args);
