@@ -23,6 +23,8 @@ import java.util.Set;
 public final class ConfigMapParser {
   /** The label that marks a ConfigMap as an allowlist entry (value {@code "true"}). */
   public static final String MANAGED_LABEL = "inference.networking.k8s.io/bbr-managed";
+  /** The same label as upstream's successor, llm-d's inference payload processor, names it. */
+  public static final String IPP_MANAGED_LABEL = "inference.llm-d.ai/ipp-managed";
 
   static final String BASE_MODEL_KEY = "baseModel";
   static final String ADAPTERS_KEY = "adapters";

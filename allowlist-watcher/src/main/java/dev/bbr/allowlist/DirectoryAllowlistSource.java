@@ -30,7 +30,8 @@ import org.slf4j.LoggerFactory;
  * Reads the allowlist from {@code *.yaml} and {@code *.yml} files in one directory, and again
  * whenever the directory changes. Each file holds ConfigMap manifests exactly as they would be
  * applied to a cluster; only ConfigMaps labelled {@code
- * inference.networking.k8s.io/bbr-managed: "true"} count, other documents are skipped.
+ * inference.networking.k8s.io/bbr-managed: "true"} or {@code inference.llm-d.ai/ipp-managed:
+ * "true"} (the cluster source's default labels) count, other documents are skipped.
  *
  * <p>This is the source for running without a cluster, or with the ConfigMaps mounted as a volume
  * (Kubernetes swaps the volume's {@code ..data} symlink on update, which is a change here too).
@@ -138,10 +139,12 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
       for (JsonNode document : readDocuments(file, invalid)) {
         String name = document.path("metadata").path("namespace").asText("default") + "/"
             + document.path("metadata").path("name").asText("<unnamed>");
-        if (!"true".equals(document.path("metadata").path("labels")
-            .path(ConfigMapParser.MANAGED_LABEL).asText(null))) {
-          logger.debug("{}: ConfigMap {} is not labelled {}=true, skipped",
-              file.getFileName(), name, ConfigMapParser.MANAGED_LABEL);
+        JsonNode labels = document.path("metadata").path("labels");
+        if (!"true".equals(labels.path(ConfigMapParser.MANAGED_LABEL).asText(null))
+            && !"true".equals(labels.path(ConfigMapParser.IPP_MANAGED_LABEL).asText(null))) {
+          logger.debug("{}: ConfigMap {} is not labelled {}=true or {}=true, skipped",
+              file.getFileName(), name, ConfigMapParser.MANAGED_LABEL,
+              ConfigMapParser.IPP_MANAGED_LABEL);
           continue;
         }
         String source = name + " (" + file.getFileName() + ")";

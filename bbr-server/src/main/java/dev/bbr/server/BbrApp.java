@@ -8,6 +8,7 @@ import dev.bbr.server.config.AllowlistSourceConfig;
 import dev.bbr.server.config.BbrOptions;
 import dev.bbr.server.extproc.BodyBudget;
 import dev.bbr.server.extproc.ExtProcService;
+import dev.bbr.server.extproc.RoutingHeaders;
 import dev.bbr.server.extproc.RoutingPolicy;
 import dev.bbr.server.metrics.AllowlistMetrics;
 import dev.bbr.server.metrics.BuildInfo;
@@ -127,7 +128,9 @@ public final class BbrApp implements AutoCloseable {
           options.rejectUnknownModel(),
           options.rejectMissingModel(),
           options.maxBufferedBytes(),
-          options.bodyTimeout());
+          options.bodyTimeout(),
+          new RoutingHeaders(options.headers().field(), options.headers().valueHeaders(),
+              options.headers().baseModelHeader()));
       ExtProcService service = new ExtProcService(allowlist, policy, budget, timer, metrics);
       NettyServerBuilder extProc = NettyServerBuilder.forAddress(new InetSocketAddress(options.grpcPort()))
           .addService(ServerInterceptors.intercept(service, new RefuseUntilLoaded(loaded)))

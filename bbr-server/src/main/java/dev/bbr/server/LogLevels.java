@@ -8,9 +8,13 @@ import org.slf4j.LoggerFactory;
 final class LogLevels {
   private LogLevels() {}
 
-  /** 0-3: info (refused requests, lifecycle); 4: debug (one line per request); 5+: trace. */
+  /**
+   * 0-3: info (refused requests, lifecycle); 4: debug (one line per request); 5+: trace; below 0
+   * (upstream's {@code --zap-log-level=error}): errors only.
+   */
   static void apply(int verbosity) {
-    Level level = verbosity >= 5 ? Level.TRACE : verbosity >= 4 ? Level.DEBUG : Level.INFO;
+    Level level = verbosity >= 5 ? Level.TRACE : verbosity >= 4 ? Level.DEBUG
+        : verbosity >= 0 ? Level.INFO : Level.ERROR;
     ((Logger) LoggerFactory.getLogger("dev.bbr")).setLevel(level);
   }
 }

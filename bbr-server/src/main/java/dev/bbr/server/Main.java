@@ -32,10 +32,10 @@ public final class Main {
     System.setProperty("bbr.log.format", options.jsonLogs() ? "JSON" : "TEXT");
     LogLevels.apply(options.verbosity());
     Logger logger = LoggerFactory.getLogger(Main.class);
-    List<String> ignored = BbrOptions.ignoredFlags(args);
-    if (!ignored.isEmpty()) {
-      logger.info("accepted for compatibility with the upstream BBR, no effect here: {}", ignored);
+    for (String note : BbrOptions.notes(System.getenv(), args)) {
+      logger.warn("{}", note);
     }
+    logger.info("routing headers: {}", options.headers());
 
     // SIGTERM (Kubernetes) and SIGINT (a terminal): drain, then exit 0 rather than the JVM's 143.
     // Installed before the router starts: health can turn SERVING inside BbrApp.start, and a

@@ -17,6 +17,8 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** The runnable jar as a process: exit codes for bad flags, and a clean exit 0 on SIGTERM. */
 class MainIT {
@@ -48,6 +50,21 @@ class MainIT {
     assertThat(process.waitFor(30, TimeUnit.SECONDS)).isTrue();
     assertThat(process.exitValue()).isEqualTo(2);
     assertThat(Files.readString(log)).contains("--max-buffered-bytes: lots (expected: bytes");
+  }
+
+  @ParameterizedTest
+  @CsvSource(delimiter = '|', value = {
+      "prefix-cache:p | --plugin prefix-cache:p: unknown plugin type \"prefix-cache\"",
+      "body-field-to-header:m:{fieldName: model} | (the parameters are not valid JSON",
+      "--enable-pprof=true | --enable-pprof: true (expected: false;"})
+  void upstreamArgsItCannotHonour_exit2_namingThem(String arg, String message) throws Exception {
+    Path log = tmp.resolve("out.log");
+    Process process = arg.startsWith("--")
+        ? launch(log, arg, "--allowlist-dir", tmp.toString())
+        : launch(log, "--plugin", arg, "--allowlist-dir", tmp.toString());
+    assertThat(process.waitFor(30, TimeUnit.SECONDS)).isTrue();
+    assertThat(process.exitValue()).isEqualTo(2);
+    assertThat(Files.readString(log)).contains(message);
   }
 
   @Test

@@ -73,8 +73,9 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
   public static final String BBR_LABEL_SELECTOR = ConfigMapParser.MANAGED_LABEL + "=true";
   /** The selector llm-d's inference payload processor (IPP) uses for the same ConfigMaps. */
   public static final String IPP_LABEL_SELECTOR = "inference.llm-d.ai/ipp-managed=true";
-  /** The selectors used when none are configured. */
-  public static final List<String> DEFAULT_LABEL_SELECTORS = List.of(BBR_LABEL_SELECTOR);
+  /** The selectors used when none are configured: upstream's and its successor's. */
+  public static final List<String> DEFAULT_LABEL_SELECTORS =
+      List.of(BBR_LABEL_SELECTOR, IPP_LABEL_SELECTOR);
 
   private static final Logger logger = LoggerFactory.getLogger(KubernetesAllowlistSource.class);
   /** fabric8 retries every second or so while the API is down: warn about it this rarely. */

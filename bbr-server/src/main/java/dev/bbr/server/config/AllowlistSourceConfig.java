@@ -22,6 +22,10 @@ public record AllowlistSourceConfig(
     List<String> configMapLabels) {
   /** The upstream router's label. */
   public static final String DEFAULT_LABEL = "inference.networking.k8s.io/bbr-managed=true";
+  /** Its successor's (llm-d's inference payload processor) label for the same ConfigMaps. */
+  public static final String IPP_LABEL = "inference.llm-d.ai/ipp-managed=true";
+  /** The labels watched by default: both, so either router's ConfigMaps are read unchanged. */
+  public static final List<String> DEFAULT_LABELS = List.of(DEFAULT_LABEL, IPP_LABEL);
 
   public AllowlistSourceConfig {
     configMapLabels = List.copyOf(configMapLabels);
@@ -29,7 +33,7 @@ public record AllowlistSourceConfig(
 
   /** A directory source, as tests and the local run use it. */
   public static AllowlistSourceConfig directory(Path directory) {
-    return new AllowlistSourceConfig(directory, null, null, false, List.of(DEFAULT_LABEL));
+    return new AllowlistSourceConfig(directory, null, null, false, DEFAULT_LABELS);
   }
 
   /** Returns true when the allowlist comes from a cluster. */

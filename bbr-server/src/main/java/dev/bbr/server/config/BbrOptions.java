@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 /**
  * The router's command line, parsed once at start. Flags shared with the upstream Go BBR keep
@@ -43,6 +44,7 @@ import java.util.regex.Pattern;
  * @param tracing export OpenTelemetry spans (upstream's {@code --tracing}, default true)
  * @param metricsEndpointAuth authenticate and authorise callers of the metrics port against the
  *     API server (upstream's {@code --metrics-endpoint-auth}, default true)
+ * @param headers the body field read and the headers written (upstream's {@code --plugin})
  */
 public record BbrOptions(
     int grpcPort,
@@ -63,8 +65,11 @@ public record BbrOptions(
     int maxConcurrentStreams,
     Duration shutdownDelay,
     boolean tracing,
-    boolean metricsEndpointAuth) {
+    boolean metricsEndpointAuth,
+    HeaderPlan headers) {
 
+  /** The verbosity of {@code --zap-log-level=error}: errors only. */
+  public static final int ERRORS_ONLY = -1;
   static final int DEFAULT_GRPC_PORT = 9004;
   static final int DEFAULT_HEALTH_PORT = 9005;
   static final int DEFAULT_METRICS_PORT = 9090;
@@ -87,9 +92,10 @@ public record BbrOptions(
       throw new InvalidOptionsException("--grpc-port, --grpc-health-port, --metrics-port: "
           + grpcPort + ", " + healthPort + ", " + metricsPort + " (expected: three different ports)");
     }
-    if (verbosity < 0) {
+    if (verbosity < ERRORS_ONLY) {
       throw new InvalidOptionsException("-v: " + verbosity + " (expected: >= 0)");
     }
+    java.util.Objects.requireNonNull(headers, "headers");
     if (maxBufferedBytes < 1) {
       throw new InvalidOptionsException(
           "--max-buffered-bytes: " + maxBufferedBytes + " (expected: > 0)");
@@ -181,6 +187,9 @@ public record BbrOptions(
         throw new InvalidOptionsException("unexpected argument: " + arg + " (expected: flags only)");
       }
       String body = arg.startsWith("--") ? arg.substring(2) : arg.substring(1);
+      if (!arg.startsWith("--") && VERBOSITY_SHORTHAND.matcher(body).matches()) {
+        body = "v=" + body.substring(1); // pflag's shorthand with its value attached: -v3
+      }
       int eq = body.indexOf('=');
       String name = eq < 0 ? body : body.substring(0, eq);
       Flag flag = Flag.named(name);
@@ -207,11 +216,19 @@ public record BbrOptions(
     return values;
   }
 
+  private static final Pattern VERBOSITY_SHORTHAND = Pattern.compile("v[0-9]+");
+
   private static String display(String flag) {
     return (flag.length() == 1 ? "-" : "--") + flag;
   }
 
   private static BbrOptions fromValues(Map<String, String> v, Map<String, String> env) {
+    return fromValues(v, env, new ArrayList<>());
+  }
+
+  private static BbrOptions fromValues(
+      Map<String, String> v, Map<String, String> env, List<String> notes) {
+    refuseUnhonourable(v);
     String unknownModel = v.getOrDefault("unknown-model", "reject");
     String missingModel = v.getOrDefault("missing-model", "passthrough");
     long maxBuffered = bytes(v, "max-buffered-bytes", DEFAULT_MAX_BUFFERED_BYTES);
@@ -223,8 +240,8 @@ public record BbrOptions(
         bool(v, "streaming", false),
         bool(v, "secure-serving", true),
         path(v, "cert-path"),
-        integer(v, "v", 0),
-        choice(v, "log-format", v.getOrDefault("log-format", "json"), "json", "text").equals("json"),
+        verbosity(v),
+        jsonLogs(v),
         allowlist(v, env),
         choice(v, "unknown-model", unknownModel, "reject", "passthrough").equals("reject"),
         choice(v, "missing-model", missingModel, "passthrough", "reject").equals("reject"),
@@ -235,12 +252,81 @@ public record BbrOptions(
         integer(v, "max-concurrent-streams", DEFAULT_MAX_CONCURRENT_STREAMS),
         duration(v, "shutdown-delay", DEFAULT_SHUTDOWN_DELAY),
         bool(v, "tracing", true),
-        bool(v, "metrics-endpoint-auth", true));
+        bool(v, "metrics-endpoint-auth", true),
+        Plugins.plan(plugins(v), notes));
+  }
+
+  private static List<Plugins.Spec> plugins(Map<String, String> v) {
+    String given = v.get("plugin");
+    return given == null ? List.of()
+        : Stream.of(given.split("\n")).map(Plugins::parse).toList();
+  }
+
+  /** Upstream's {@code -v}, or its zap level when given: debug is V(1), an integer N is V(N). */
+  private static int verbosity(Map<String, String> v) {
+    String zap = v.get("zap-log-level");
+    if (zap == null) {
+      int level = integer(v, "v", 0);
+      if (level < 0) {
+        throw new InvalidOptionsException("-v: " + level + " (expected: >= 0)");
+      }
+      return level;
+    }
+    return switch (zap.trim()) {
+      case "info" -> 0;
+      case "debug" -> 1;
+      case "error", "panic" -> ERRORS_ONLY;
+      default -> {
+        int level = integer(v, "zap-log-level", 0);
+        if (level < 0) {
+          throw new InvalidOptionsException("--zap-log-level: " + zap
+              + " (expected: debug, info, error, panic or an integer > 0)");
+        }
+        yield level;
+      }
+    };
+  }
+
+  /** {@code --log-format}, else upstream's {@code --zap-encoder}, else {@code --zap-devel}. */
+  private static boolean jsonLogs(Map<String, String> v) {
+    if (v.containsKey("log-format")) {
+      return choice(v, "log-format", v.get("log-format"), "json", "text").equals("json");
+    }
+    if (v.containsKey("zap-encoder")) {
+      return choice(v, "zap-encoder", v.get("zap-encoder"), "json", "console").equals("json");
+    }
+    return !bool(v, "zap-devel", false); // zap's development mode writes console lines
+  }
+
+  /**
+   * Upstream flags whose value asks for something this router does not do: named, so the
+   * router exits rather than start doing something else than asked.
+   */
+  private static void refuseUnhonourable(Map<String, String> v) {
+    if (v.containsKey("enable-pprof") && bool(v, "enable-pprof", false)) {
+      throw new InvalidOptionsException("--enable-pprof: true (expected: false; Go's pprof "
+          + "handlers do not exist in a JVM: profile with JFR, jcmd PID JFR.start)");
+    }
+    String stack = v.get("zap-stacktrace-level");
+    if (stack != null && !stack.trim().equals("error")) {
+      throw new InvalidOptionsException("--zap-stacktrace-level: " + stack + " (expected: error;"
+          + " the router logs stack traces with errors only)");
+    }
+    String time = v.get("zap-time-encoding");
+    if (time != null && !Set.of("iso8601", "rfc3339", "rfc3339nano").contains(time.trim())) {
+      throw new InvalidOptionsException("--zap-time-encoding: " + time + " (expected: iso8601, "
+          + "rfc3339 or rfc3339nano; log timestamps are ISO 8601 with milliseconds)");
+    }
   }
 
   private static AllowlistSourceConfig allowlist(Map<String, String> v, Map<String, String> env) {
     Path directory = path(v, "allowlist-dir");
     Path kubeconfig = path(v, "kubeconfig");
+    String fromEnv = env.get("KUBECONFIG");
+    if (directory == null && kubeconfig == null && fromEnv != null && !fromEnv.isBlank()) {
+      // As upstream's client: the flag, then $KUBECONFIG (its first file), then in-cluster.
+      kubeconfig = Path.of(fromEnv.split(java.io.File.pathSeparator)[0]);
+    }
     boolean inCluster = env.get("KUBERNETES_SERVICE_HOST") != null;
     if (directory == null && kubeconfig == null && !inCluster) {
       throw new InvalidOptionsException("no allowlist source (expected: --allowlist-dir DIR, "
@@ -249,12 +335,12 @@ public record BbrOptions(
     boolean allNamespaces = bool(v, "all-namespaces", false);
     String namespace = v.get("namespace");
     if (namespace == null && !allNamespaces) {
-      String fromEnv = env.get("NAMESPACE");
-      namespace = fromEnv == null || fromEnv.isBlank() ? null : fromEnv.trim();
+      String nsFromEnv = env.get("NAMESPACE");
+      namespace = nsFromEnv == null || nsFromEnv.isBlank() ? null : nsFromEnv.trim();
     }
     List<String> labels = v.containsKey("configmap-label")
         ? List.of(v.get("configmap-label").split("\n"))
-        : List.of(AllowlistSourceConfig.DEFAULT_LABEL);
+        : AllowlistSourceConfig.DEFAULT_LABELS;
     return new AllowlistSourceConfig(directory, kubeconfig, namespace, allNamespaces, labels);
   }
 
@@ -271,15 +357,14 @@ public record BbrOptions(
     return out.toString();
   }
 
-  /** Returns the upstream flags given that this router ignores, to log once at start. */
-  public static List<String> ignoredFlags(String... args) {
-    List<String> ignored = new ArrayList<>();
-    for (String name : values(args).keySet()) {
-      if (Flag.named(name).help == null) {
-        ignored.add(display(name));
-      }
-    }
-    return ignored;
+  /**
+   * Returns what start-up should log about {@code args}: plugin parameters that change nothing,
+   * and the upstream flags whose effect differs in kind (none today but those).
+   */
+  public static List<String> notes(Map<String, String> env, String... args) {
+    List<String> notes = new ArrayList<>();
+    fromValues(values(args), env, notes);
+    return notes;
   }
 
   /** Every flag; those without help text are upstream flags accepted for compatibility only. */
@@ -327,7 +412,20 @@ public record BbrOptions(
         + "(default true, as upstream)"),
     METRICS_ENDPOINT_AUTH("metrics-endpoint-auth", null, "callers of the metrics port must "
         + "present a bearer token the API server authorises (default true, as upstream)"),
-    ENABLE_PPROF("enable-pprof", null, null);
+    PLUGIN("plugin", "TYPE:NAME[:JSON]", "repeatable, as upstream: body-field-to-header "
+        + "(JSON fieldName, default model; headerName, default X-Gateway-Model-Name) and "
+        + "base-model-to-header; given, it replaces the default pair"),
+    ZAP_ENCODER("zap-encoder", "json|console", "upstream's zap flag: json or console (text) lines"),
+    ZAP_DEVEL("zap-devel", null, "upstream's zap flag: console lines unless --zap-encoder says "
+        + "otherwise (default false here; JSON lines)"),
+    ZAP_LOG_LEVEL("zap-log-level", "LEVEL", "upstream's zap flag: debug (V1), info, error, panic "
+        + "or an integer N (VN); wins over -v"),
+    ZAP_STACKTRACE_LEVEL("zap-stacktrace-level", "error", "upstream's zap flag: only error, "
+        + "the router's behaviour, is accepted"),
+    ZAP_TIME_ENCODING("zap-time-encoding", "iso8601|rfc3339|rfc3339nano",
+        "upstream's zap flag: ISO 8601 timestamps are written; epoch encodings are refused"),
+    ENABLE_PPROF("enable-pprof", null, "upstream's Go profiler: only false is accepted here "
+        + "(profile with JFR)");
 
     final String name;
     final String arg;
@@ -340,7 +438,7 @@ public record BbrOptions(
       this.arg = arg;
       this.help = help;
       this.isBoolean = arg == null;
-      this.repeatable = "configmap-label".equals(name);
+      this.repeatable = "configmap-label".equals(name) || "plugin".equals(name);
     }
 
     static Flag named(String name) {

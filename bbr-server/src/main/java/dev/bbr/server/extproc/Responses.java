@@ -26,34 +26,12 @@ import java.io.UncheckedIOException;
  * messages are immutable, so they are shared by every stream.
  */
 final class Responses {
-  /** The header carrying the model the client asked for. */
-  static final String MODEL_HEADER = "x-gateway-model-name";
-  /** The header the HTTPRoutes match on: the base model serving the request. */
-  static final String BASE_MODEL_HEADER = "x-gateway-base-model-name";
   /**
    * The largest body piece sent back to Envoy in one message; below the 64 KiB the ext_proc proto
    * recommends, as upstream's 62,000-byte limit (gateway-api-inference-extension#2056).
    */
   static final int MAX_CHUNK_BYTES = 62 * 1024;
 
-  /** Removes client-sent copies of the routing headers, so no client can pick a pool itself. */
-  private static final HeaderMutation REMOVE_ROUTING_HEADERS = HeaderMutation.newBuilder()
-      .addRemoveHeaders(MODEL_HEADER)
-      .addRemoveHeaders(BASE_MODEL_HEADER)
-      .build();
-
-  /** Continue, with spoofed routing headers removed and the route recomputed without them. */
-  private static final CommonResponse STRIP_ONLY = CommonResponse.newBuilder()
-      .setHeaderMutation(REMOVE_ROUTING_HEADERS)
-      .setClearRouteCache(true)
-      .build();
-
-  static final ProcessingResponse REQUEST_HEADERS_STRIP_ONLY = ProcessingResponse.newBuilder()
-      .setRequestHeaders(HeadersResponse.newBuilder().setResponse(STRIP_ONLY))
-      .build();
-  static final ProcessingResponse REQUEST_BODY_STRIP_ONLY = ProcessingResponse.newBuilder()
-      .setRequestBody(BodyResponse.newBuilder().setResponse(STRIP_ONLY))
-      .build();
   static final ProcessingResponse REQUEST_BODY_CONTINUE = ProcessingResponse.newBuilder()
       .setRequestBody(BodyResponse.getDefaultInstance())
       .build();
@@ -75,16 +53,6 @@ final class Responses {
   private static final JsonFactory JSON = new JsonFactory();
 
   private Responses() {}
-
-  /** The route-setting mutation: spoofed copies removed, then both routing headers set. */
-  static CommonResponse route(String model, String baseModel) {
-    return CommonResponse.newBuilder()
-        .setHeaderMutation(REMOVE_ROUTING_HEADERS.toBuilder()
-            .addSetHeaders(header(MODEL_HEADER, model))
-            .addSetHeaders(header(BASE_MODEL_HEADER, baseModel)))
-        .setClearRouteCache(true)
-        .build();
-  }
 
   static ProcessingResponse requestHeaders(CommonResponse response) {
     return ProcessingResponse.newBuilder()

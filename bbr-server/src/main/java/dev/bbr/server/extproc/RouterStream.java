@@ -210,7 +210,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     headersNanos = System.nanoTime();
     requestId = requestId(headers);
     if (headers.getEndOfStream()) {
-      send(Responses.REQUEST_HEADERS_STRIP_ONLY); // no body: nothing to route on
+      send(context.policy().headers().headersStripOnly()); // no body: nothing to route on
       bodyDone(Outcome.NO_BODY);
       return;
     }
@@ -227,12 +227,12 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         if (!startScanning(headers)) {
           return;
         }
-        send(Responses.REQUEST_HEADERS_STRIP_ONLY); // Envoy sends the body only after this
+        send(context.policy().headers().headersStripOnly()); // Envoy sends the body only after this
         phase = Phase.SCANNING;
       }
       case STREAMED, NONE -> {
         logger.debug("[{}] body mode {} cannot carry a route; passing through", id, mode);
-        send(Responses.REQUEST_HEADERS_STRIP_ONLY);
+        send(context.policy().headers().headersStripOnly());
         bodyDone(Outcome.NOT_ROUTABLE_MODE);
       }
     }
@@ -246,7 +246,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     try {
       RequestFormat format = RequestFormat.of(
           header(headers, "content-type", false), header(headers, "content-encoding", true));
-      scanner = format.newScanner(context.policy().maxBufferedBytes());
+      scanner = format.newScanner(context.policy().headers().field(), context.policy().maxBufferedBytes());
       // Readers with buffers of their own (multipart, gzip/deflate) are charged for them, so
       // many idle streams cannot hold memory the budget does not see.
       long fixed = scanner.fixedBytes();
@@ -369,7 +369,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       // Could never fit, even alone: a retry would get 503 forever.
       refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
           "request_too_large", null,
-          "The request body exceeds the router's memory budget before its \"model\" field.");
+          "The request body exceeds the router's memory budget before its \""
+              + context.policy().headers().field() + "\" field.");
       return;
     }
     if (!chunk.isEmpty() && !context.budget().tryAcquire(charge)) {
@@ -404,7 +405,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (needed > limit) {
       refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
           "request_too_large", null,
-          "The request body exceeds " + limit + " bytes before its \"model\" field.");
+          "The request body exceeds " + limit + " bytes before its \""
+              + context.policy().headers().field() + "\" field.");
       return;
     }
     if (scanner.decided()) {
@@ -421,17 +423,23 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (requested == null) {
       if (context.policy().rejectMissingModel()) {
         refuse(Outcome.INVALID, StatusCode.BadRequest, "invalid_request_error", "missing_model",
-            "model", "The request body has no top-level \"model\" field.");
+            context.policy().headers().field(), "The request body has no top-level \""
+                + context.policy().headers().field() + "\" field.");
         return;
       }
       routing = null;
       outcome = Outcome.MODEL_MISSING;
     } else {
       model = requested;
-      String base = context.allowlist().get().baseModelOf(requested);
-      if (base != null) {
+      RoutingHeaders headers = context.policy().headers();
+      String base = headers.resolvesBaseModel()
+          ? context.allowlist().get().baseModelOf(requested) : null;
+      if (!headers.resolvesBaseModel()) {
+        routing = headers.route(requested, null); // no base-model-to-header: the value alone
+        outcome = Outcome.ROUTED;
+      } else if (base != null) {
         baseModel = base;
-        routing = Responses.route(requested, base);
+        routing = headers.route(requested, base);
         outcome = Outcome.ROUTED;
       } else if (context.policy().rejectUnknownModel()) {
         refuse(Outcome.UNKNOWN_MODEL, StatusCode.NotFound, "invalid_request_error",
@@ -439,18 +447,18 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
             "The model '" + requested + "' does not exist or is not served by this gateway.");
         return;
       } else {
-        routing = Responses.route(requested, ""); // upstream's behaviour: an empty base model
+        routing = headers.route(requested, ""); // upstream's behaviour: an empty base model
         outcome = Outcome.UNKNOWN_PASSTHROUGH;
       }
     }
 
     if (mode != BodyMode.FULL_DUPLEX_STREAMED) {
-      send(routing == null ? Responses.REQUEST_BODY_STRIP_ONLY : Responses.requestBody(routing));
+      send(routing == null ? context.policy().headers().bodyStripOnly() : Responses.requestBody(routing));
       bodyDone(outcome);
       return;
     }
     send(routing == null
-        ? Responses.REQUEST_HEADERS_STRIP_ONLY
+        ? context.policy().headers().headersStripOnly()
         : Responses.requestHeaders(routing));
     replayHeld(endOfStream);
     phase = Phase.STREAMING;
@@ -550,7 +558,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       return;
     }
     String param = switch (e.problem()) {
-      case MODEL_NOT_A_STRING, MODEL_EMPTY, INVALID_MODEL_NAME, DUPLICATE_MODEL -> "model";
+      case MODEL_NOT_A_STRING, MODEL_EMPTY, INVALID_MODEL_NAME, DUPLICATE_MODEL ->
+          context.policy().headers().field();
       default -> null;
     };
     if (e.problem() == BodyException.Problem.MODEL_EMPTY) {

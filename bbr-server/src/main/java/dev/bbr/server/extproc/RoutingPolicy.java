@@ -14,15 +14,25 @@ import java.util.Objects;
  * @param maxBufferedBytes the most body bytes held for one request before its model is known (413)
  * @param bodyTimeout how long after the request headers the model must be known (408); applies to
  *     FULL_DUPLEX_STREAMED, where Envoy runs no timer of its own
+ * @param headers the field read and the headers written (upstream's {@code --plugin} flags)
  */
 public record RoutingPolicy(
     boolean streamingByDefault,
     boolean rejectUnknownModel,
     boolean rejectMissingModel,
     long maxBufferedBytes,
-    Duration bodyTimeout) {
+    Duration bodyTimeout,
+    RoutingHeaders headers) {
+  /** A policy with upstream's default headers. */
+  public RoutingPolicy(boolean streamingByDefault, boolean rejectUnknownModel,
+      boolean rejectMissingModel, long maxBufferedBytes, Duration bodyTimeout) {
+    this(streamingByDefault, rejectUnknownModel, rejectMissingModel, maxBufferedBytes, bodyTimeout,
+        RoutingHeaders.DEFAULT);
+  }
+
   public RoutingPolicy {
     Objects.requireNonNull(bodyTimeout, "bodyTimeout");
+    Objects.requireNonNull(headers, "headers");
     if (maxBufferedBytes < 1) {
       throw new IllegalArgumentException("maxBufferedBytes: " + maxBufferedBytes + " (expected: > 0)");
     }

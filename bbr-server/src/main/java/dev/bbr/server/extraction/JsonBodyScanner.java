@@ -18,8 +18,8 @@ final class JsonBodyScanner implements BodyScanner {
   private int bomBytes;
   private long fed;
 
-  JsonBodyScanner(boolean sniff) {
-    this.scanner = new ModelScanner();
+  JsonBodyScanner(String field, boolean sniff) {
+    this.scanner = new ModelScanner(field);
     this.sniffing = sniff;
   }
 

@@ -45,7 +45,13 @@ public final class ModelScanner {
    */
   static final int MAX_NUMBER_DIGITS = 4300;
 
-  private static final String MODEL_KEY = "model";
+  /** The field upstream's router and the OpenAI API route on. */
+  public static final String MODEL_FIELD = "model";
+
+  /** The top-level key whose value is read: {@code model} unless configured otherwise. */
+  private final String key;
+  /** The key as error messages name it, with its quotes. */
+  private final String quotedKey;
 
   // Scanner states. Each names what the next byte may be.
   private static final int START = 0; // first byte of the body: a BOM, whitespace or '{'
@@ -124,8 +130,19 @@ public final class ModelScanner {
   private BodyException failure;
   private byte[] directCopy;
 
-  /** Creates a scanner for one body. */
-  public ModelScanner() {}
+  /** Creates a scanner for one body that reads its top-level {@code model}. */
+  public ModelScanner() {
+    this(MODEL_FIELD);
+  }
+
+  /** Creates a scanner for one body that reads the top-level field {@code key}. */
+  public ModelScanner(String key) {
+    if (key.isEmpty()) {
+      throw new IllegalArgumentException("key: empty");
+    }
+    this.key = key;
+    this.quotedKey = "\"" + key + "\"";
+  }
 
   /**
    * Feeds the next chunk of the body. The chunk is read in place, never copied or kept.
@@ -600,7 +617,7 @@ public final class ModelScanner {
     }
     if (b == '{' || b == '[' || b == 't' || b == 'f' || b == 'n' || b == '-'
         || (b >= '0' && b <= '9')) {
-      throw fail(BodyException.Problem.MODEL_NOT_A_STRING, "\"model\" must be a string, not "
+      throw fail(BodyException.Problem.MODEL_NOT_A_STRING, quotedKey + " must be a string, not "
           + (b == '{' ? "an object" : b == '[' ? "an array" : b == 'n' ? "null"
               : b == 't' || b == 'f' ? "a boolean" : "a number"));
     }
@@ -704,10 +721,10 @@ public final class ModelScanner {
         return AFTER_VALUE;
       }
       case TOP_KEY -> {
-        if (keyMatched == MODEL_KEY.length()) {
+        if (keyMatched == key.length()) {
           if (modelKeySeen) {
             throw fail(BodyException.Problem.DUPLICATE_MODEL,
-                "request body has more than one top-level \"model\" field");
+                "request body has more than one top-level " + quotedKey + " field");
           }
           modelKeySeen = true;
           expectModel = true;
@@ -729,18 +746,18 @@ public final class ModelScanner {
       modelBadUnicode = true;
     }
     if (modelLength == 0 && !modelTooLong && !modelBadUnicode) {
-      throw fail(BodyException.Problem.MODEL_EMPTY, "\"model\" must not be empty");
+      throw fail(BodyException.Problem.MODEL_EMPTY, quotedKey + " must not be empty");
     }
     if (modelBadUnicode) {
-      throw fail(BodyException.Problem.INVALID_MODEL_NAME, "\"model\" is not valid Unicode");
+      throw fail(BodyException.Problem.INVALID_MODEL_NAME, quotedKey + " is not valid Unicode");
     }
     if (modelTooLong) {
       throw fail(BodyException.Problem.INVALID_MODEL_NAME,
-          "\"model\" must be at most " + MAX_MODEL_BYTES + " bytes long");
+          quotedKey + " must be at most " + MAX_MODEL_BYTES + " bytes long");
     }
     String value = new String(modelBytes, 0, modelLength, StandardCharsets.UTF_8);
     try {
-      checkModelName(value);
+      checkModelName(quotedKey, value);
     } catch (BodyException e) {
       failure = e;
       throw e;
@@ -776,8 +793,8 @@ public final class ModelScanner {
   /** Takes one decoded UTF-16 unit (an ASCII byte or an escape) of a key or the model. */
   private void decodedUnit(int unit) {
     if (stringKind == TOP_KEY) {
-      keyMatched = keyMatched >= 0 && keyMatched < MODEL_KEY.length()
-          && unit == MODEL_KEY.charAt(keyMatched) ? keyMatched + 1 : -1;
+      keyMatched = keyMatched >= 0 && keyMatched < key.length()
+          && unit == key.charAt(keyMatched) ? keyMatched + 1 : -1;
     } else if (stringKind == MODEL_VALUE) {
       modelUnit(unit);
     }
@@ -886,10 +903,10 @@ public final class ModelScanner {
    * format (bidi, zero-width) and line-separator characters, lone surrogates, and more than 256
    * UTF-8 bytes.
    */
-  static void checkModelName(String value) throws BodyException {
+  static void checkModelName(String quotedKey, String value) throws BodyException {
     String problem = ModelNames.problem(value);
     if (problem != null) {
-      throw new BodyException(BodyException.Problem.INVALID_MODEL_NAME, "\"model\" " + problem);
+      throw new BodyException(BodyException.Problem.INVALID_MODEL_NAME, quotedKey + " " + problem);
     }
   }
 

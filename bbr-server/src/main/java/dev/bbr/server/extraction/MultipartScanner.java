@@ -66,8 +66,18 @@ final class MultipartScanner implements BodyScanner {
   /** Refused, closed or ended: nothing more is read. */
   private boolean finished;
 
-  /** @param boundary the {@code boundary} parameter, checked by {@link RequestFormat} */
-  MultipartScanner(String boundary) {
+  /** The form field read ({@code model} unless configured otherwise). */
+  private final String field;
+  /** The field as error messages name it, with its quotes. */
+  private final String quotedField;
+
+  /**
+   * @param field the form field to read
+   * @param boundary the {@code boundary} parameter, checked by {@link RequestFormat}
+   */
+  MultipartScanner(String field, String boundary) {
+    this.field = field;
+    this.quotedField = "\"" + field + "\"";
     byte[] b = boundary.getBytes(StandardCharsets.US_ASCII);
     delimiter = new byte[4 + b.length];
     delimiter[0] = '\r';
@@ -159,7 +169,7 @@ final class MultipartScanner implements BodyScanner {
     }
     if (valueLength == value.length) {
       throw new BodyException(BodyException.Problem.INVALID_MODEL_NAME,
-          "\"model\" must be at most " + ModelScanner.MAX_MODEL_BYTES + " bytes long");
+          quotedField + " must be at most " + ModelScanner.MAX_MODEL_BYTES + " bytes long");
     }
     value[valueLength++] = b;
   }
@@ -217,7 +227,7 @@ final class MultipartScanner implements BodyScanner {
       throw malformed("a part header line has no name");
     }
     if (line.substring(0, colon).trim().equalsIgnoreCase("content-disposition")) {
-      modelPart = "model".equals(formFieldName(line.substring(colon + 1)));
+      modelPart = field.equals(formFieldName(line.substring(colon + 1)));
     }
   }
 
@@ -227,7 +237,7 @@ final class MultipartScanner implements BodyScanner {
     if (modelPart) {
       if (decided) {
         throw new BodyException(BodyException.Problem.DUPLICATE_MODEL,
-            "the form has more than one \"model\" field");
+            "the form has more than one " + quotedField + " field");
       }
       valueLength = 0;
     }
@@ -235,7 +245,7 @@ final class MultipartScanner implements BodyScanner {
 
   private void acceptModel() throws BodyException {
     if (valueLength == 0) {
-      throw new BodyException(BodyException.Problem.MODEL_EMPTY, "\"model\" must not be empty");
+      throw new BodyException(BodyException.Problem.MODEL_EMPTY, quotedField + " must not be empty");
     }
     String name;
     try {
@@ -246,9 +256,9 @@ final class MultipartScanner implements BodyScanner {
       name = chars.toString();
     } catch (CharacterCodingException e) {
       throw new BodyException(BodyException.Problem.INVALID_MODEL_NAME,
-          "\"model\" is not valid UTF-8");
+          quotedField + " is not valid UTF-8");
     }
-    ModelScanner.checkModelName(name);
+    ModelScanner.checkModelName(quotedField, name);
     model = name;
     decided = true;
     decisionOffset = partStart;

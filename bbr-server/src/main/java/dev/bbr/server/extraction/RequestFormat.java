@@ -74,11 +74,14 @@ public final class RequestFormat {
             + "'; send application/json or multipart/form-data.");
   }
 
-  /** Returns a scanner for one body; {@code maxDecodedBytes} bounds decoding before the model. */
-  public BodyScanner newScanner(long maxDecodedBytes) {
+  /**
+   * Returns a scanner for one body that reads the top-level {@code field} (JSON member or form
+   * field); {@code maxDecodedBytes} bounds decoding before the field.
+   */
+  public BodyScanner newScanner(String field, long maxDecodedBytes) {
     BodyScanner reader = syntax == Syntax.MULTIPART
-        ? new MultipartScanner(boundary)
-        : new JsonBodyScanner(syntax == Syntax.SNIFFED_JSON);
+        ? new MultipartScanner(field, boundary)
+        : new JsonBodyScanner(field, syntax == Syntax.SNIFFED_JSON);
     return coding == null ? reader : new DecodingScanner(coding, reader, maxDecodedBytes);
   }
 

@@ -127,7 +127,9 @@ public final class RouterMetrics implements RouterEvents {
     switch (summary.outcome()) {
       case ROUTED -> {
         success.increment();
-        routedByBaseModel.computeIfAbsent(summary.baseModel(), this::routedCounter).increment();
+        if (summary.baseModel() != null) { // null: routed on a field alone (no base-model plugin)
+          routedByBaseModel.computeIfAbsent(summary.baseModel(), this::routedCounter).increment();
+        }
       }
       case MODEL_MISSING -> {
         success.increment();

@@ -47,6 +47,9 @@ class BbrOptionsTest {
     assertThat(options.secureServing()).isTrue();
     assertThat(options.verbosity()).isZero();
     assertThat(options.certPath()).isNull();
+    assertThat(options.tracing()).isTrue();
+    assertThat(options.metricsEndpointAuth()).isTrue();
+    assertThat(options.headers()).isEqualTo(HeaderPlan.DEFAULT);
   }
 
   @Test
@@ -85,7 +88,7 @@ class BbrOptionsTest {
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
-        Duration.ofSeconds(3), true, true));
+        Duration.ofSeconds(3), true, true, HeaderPlan.DEFAULT));
   }
 
   @Test
@@ -110,7 +113,7 @@ class BbrOptionsTest {
 
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
-        Duration.ofSeconds(3), true, true));
+        Duration.ofSeconds(3), true, true, HeaderPlan.DEFAULT));
   }
 
   @Test
@@ -381,26 +384,9 @@ class BbrOptionsTest {
   void upstreamOnlyFlags_areAccepted_andChangeNothing() {
     BbrOptions plain = parse("--grpc-port", "19004");
     BbrOptions withUpstreamFlags = parse(
-        "--enable-pprof", "true", "--grpc-port", "19004");
+        "--enable-pprof=false", "--grpc-port", "19004");
 
     assertThat(withUpstreamFlags).isEqualTo(plain);
-  }
-
-  @Test
-  void ignoredFlags_listsTheUpstreamOnlyFlagsGiven() {
-    String[] args = {
-        "--allowlist-dir", "/allowlist", "--tracing", "--metrics-endpoint-auth=false",
-        "-enable-pprof", "true", "--streaming"};
-
-    assertThat(BbrOptions.ignoredFlags(args))
-        .containsExactly("--enable-pprof");
-  }
-
-  @Test
-  void ignoredFlags_isEmpty_whenOnlyMeaningfulFlagsAreGiven() {
-    assertThat(BbrOptions.ignoredFlags(
-        "--allowlist-dir", "/allowlist", "--streaming", "--grpc-port=9004", "-v", "3")).isEmpty();
-    assertThat(BbrOptions.ignoredFlags()).isEmpty();
   }
 
   @Test
@@ -432,35 +418,35 @@ class BbrOptionsTest {
         "--tracing ",
         "--metrics-endpoint-auth ");
     assertThat(usage).contains("(default 9004)", "(default 9005)", "(default 9090)", "(default true)");
-    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(23);
+    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(30);
   }
 
   @Test
-  void usage_hidesTheUpstreamOnlyFlags() {
-    assertThat(BbrOptions.usage()).doesNotContain("--enable-pprof");
+  void usage_listsTheUpstreamFlagsToo() {
+    assertThat(BbrOptions.usage()).contains("--enable-pprof ", "--zap-log-level LEVEL");
   }
 
   @Test
   void constructor_refusesInvalidValues_likeTheParser() {
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
-        Duration.ZERO, true, true))
+        Duration.ZERO, true, true, HeaderPlan.DEFAULT))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-buffered-bytes: 0");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         new AllowlistSourceConfig(allowlistDir, allowlistDir, null, false, List.of("a=b")),
         true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
-        Duration.ZERO, true, true))
+        Duration.ZERO, true, true, HeaderPlan.DEFAULT))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageContaining("--allowlist-dir and --kubeconfig");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(-1), 1, Duration.ZERO, true, true))
+        Duration.ofSeconds(-1), 1, Duration.ZERO, true, true, HeaderPlan.DEFAULT))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--drain-timeout: ");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(1), 0, Duration.ZERO, true, true))
+        Duration.ofSeconds(1), 0, Duration.ZERO, true, true, HeaderPlan.DEFAULT))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-concurrent-streams: 0");
   }
@@ -477,13 +463,6 @@ class BbrOptionsTest {
   }
 
   @Test
-  void ignoredFlags_doesNotMistakeAValueForAFlag() {
-    assertThat(BbrOptions.ignoredFlags("--allowlist-dir", "tracing", "--streaming")).isEmpty();
-    assertThat(BbrOptions.ignoredFlags("--allowlist-dir", "x", "--enable-pprof", "false"))
-        .containsExactly("--enable-pprof");
-  }
-
-  @Test
   void repeatedVerbosity_isNamedAsItIsWritten() {
     assertThatThrownBy(() -> parse("-v", "1", "-v=2"))
         .isInstanceOf(InvalidOptionsException.class)
@@ -496,8 +475,8 @@ class BbrOptionsTest {
         Map.of("KUBERNETES_SERVICE_HOST", "10.0.0.1", "NAMESPACE", "llm"));
     assertThat(options.allowlist().kubernetes()).isTrue();
     assertThat(options.allowlist().namespace()).isEqualTo("llm");
-    assertThat(options.allowlist().configMapLabels())
-        .containsExactly("inference.networking.k8s.io/bbr-managed=true");
+    assertThat(options.allowlist().configMapLabels()).containsExactly(
+        "inference.networking.k8s.io/bbr-managed=true", "inference.llm-d.ai/ipp-managed=true");
     assertThat(options.allowlistDir()).isNull();
   }
 

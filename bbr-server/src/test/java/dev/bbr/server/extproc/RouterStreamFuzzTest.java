@@ -364,11 +364,11 @@ class RouterStreamFuzzTest {
       }
 
       if (route != null) {
-        String model = route.get(Responses.MODEL_HEADER);
+        String model = route.get(RoutingHeaders.MODEL_HEADER);
         assertThat(model).as("the model header names the body's first top-level model")
             .isEqualTo(firstModel);
         String base = ALLOWLIST.baseModelOf(model);
-        assertThat(route.get(Responses.BASE_MODEL_HEADER)).as("the base model header")
+        assertThat(route.get(RoutingHeaders.BASE_MODEL_HEADER)).as("the base model header")
             .isEqualTo(base != null ? base : "");
         assertThat(base != null || !rejectUnknown).as("an unknown model routed under reject")
             .isTrue();
@@ -386,10 +386,10 @@ class RouterStreamFuzzTest {
       }
       if (outcome == Outcome.ROUTED || outcome == Outcome.UNKNOWN_PASSTHROUGH) {
         assertThat(route).as("routing headers of a %s request", outcome).isNotNull();
-        assertThat(route.get(Responses.BASE_MODEL_HEADER).isEmpty())
+        assertThat(route.get(RoutingHeaders.BASE_MODEL_HEADER).isEmpty())
             .isEqualTo(outcome == Outcome.UNKNOWN_PASSTHROUGH);
         assertThat(summary.baseModel()).isEqualTo(
-            outcome == Outcome.ROUTED ? route.get(Responses.BASE_MODEL_HEADER) : null);
+            outcome == Outcome.ROUTED ? route.get(RoutingHeaders.BASE_MODEL_HEADER) : null);
       }
     }
   }
@@ -397,7 +397,7 @@ class RouterStreamFuzzTest {
   private static void checkStripsRoutingHeaders(CommonResponse response) {
     assertThat(response.getHeaderMutation().getRemoveHeadersList())
         .as("client copies of the routing headers removed")
-        .contains(Responses.MODEL_HEADER, Responses.BASE_MODEL_HEADER);
+        .contains(RoutingHeaders.MODEL_HEADER, RoutingHeaders.BASE_MODEL_HEADER);
     assertThat(response.getClearRouteCache()).as("route recomputed").isTrue();
   }
 

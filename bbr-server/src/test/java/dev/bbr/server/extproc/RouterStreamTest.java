@@ -167,6 +167,67 @@ class RouterStreamTest {
     assertThat(budget.inUse()).isZero();
   }
 
+  /** Upstream's {@code --plugin} flags: another field, other headers, no base model. */
+  @Nested
+  class PluginHeaders {
+    private void startWith(RoutingHeaders headers) throws IOException {
+      start(new RoutingPolicy(false, true, false, 1 << 20, Duration.ofSeconds(60), headers),
+          64 << 20);
+    }
+
+    @Test
+    void renamedValueHeader_carriesTheModel_besideTheBaseModel() throws Exception {
+      startWith(new RoutingHeaders("model", List.of("X-Requested-Model"), true));
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"qwen-food-review\"}", true);
+      CommonResponse route = call.reply().getRequestHeaders().getResponse();
+      assertThat(setHeaders(route)).containsExactlyInAnyOrderEntriesOf(Map.of(
+          "x-requested-model", "qwen-food-review", "x-gateway-base-model-name", QWEN));
+      assertThat(route.getHeaderMutation().getRemoveHeadersList()).containsExactlyInAnyOrder(
+          "x-gateway-model-name", "x-gateway-base-model-name", "x-requested-model");
+      assertThat(onlyOutcomeAfter(call)).isEqualTo(Outcome.ROUTED);
+    }
+
+    @Test
+    void otherField_withoutBaseModelPlugin_isCopied_andNeverLookedUp() throws Exception {
+      startWith(new RoutingHeaders("tenant", List.of("x-tenant"), false));
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("{\"model\":\"not-in-any-allowlist\",\"tenant\":\"blue\"}", true);
+      CommonResponse route = call.reply().getRequestHeaders().getResponse();
+      assertThat(setHeaders(route)).containsExactlyEntriesOf(Map.of("x-tenant", "blue"));
+      assertThat(route.getClearRouteCache()).isTrue();
+      assertThat(onlyOutcomeAfter(call)).isEqualTo(Outcome.ROUTED);
+      assertThat(finished.get(0).baseModel()).isNull();
+    }
+
+    @Test
+    void otherField_refusals_nameThatField() throws Exception {
+      startWith(new RoutingHeaders("tenant", List.of("x-tenant"), false));
+      ExtProcCall call = buffered();
+      call.headers(false).body("{\"tenant\":\"a\",\"tenant\":\"b\"}", true);
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      ImmediateResponse reply = immediate(call.reply(), 400, "duplicate_model");
+      assertThat(reply.getBody().toStringUtf8()).contains("\"param\":\"tenant\"", "\\\"tenant\\\"");
+    }
+
+    @Test
+    void onlyBaseModelPlugin_writesOnlyTheBaseModel() throws Exception {
+      startWith(new RoutingHeaders("model", List.of(), true));
+      ExtProcCall call = buffered();
+      call.headers(false).body("{\"model\":\"qwen-food-review\"}", true);
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      CommonResponse route = call.reply().getRequestBody().getResponse();
+      assertThat(setHeaders(route)).containsExactlyEntriesOf(Map.of("x-gateway-base-model-name", QWEN));
+    }
+
+    private Outcome onlyOutcomeAfter(ExtProcCall call) throws Exception {
+      assertThat(streamed(call.reply()).getEndOfStream()).isTrue();
+      call.halfClose();
+      assertThat(call.awaitClose().isOk()).isTrue();
+      return onlyOutcome();
+    }
+  }
+
   @Nested
   class FullDuplexStreamed {
     @Test

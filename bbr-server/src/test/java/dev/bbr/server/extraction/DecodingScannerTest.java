@@ -37,7 +37,7 @@ class DecodingScannerTest {
   }
 
   private static DecodingScanner json(Coding coding, long max, int buffer) {
-    return new DecodingScanner(coding, new JsonBodyScanner(false), max, buffer);
+    return new DecodingScanner(coding, new JsonBodyScanner("model", false), max, buffer);
   }
 
   private static long identityDecisionOffset(byte[] body) throws BodyException {
@@ -72,7 +72,7 @@ class DecodingScannerTest {
     byte[] form = FormatSamples.fileBeforeModel("whisper-1", FormatSamples.audio(30_000, 9));
     byte[] compressed = encoding.encode.apply(form);
     DecodingScanner scanner = new DecodingScanner(encoding.coding,
-        new MultipartScanner(FormatSamples.HTTPX_BOUNDARY), 1 << 20, 5);
+        new MultipartScanner("model", FormatSamples.HTTPX_BOUNDARY), 1 << 20, 5);
     for (int i = 0; i < compressed.length; i++) {
       scanner.feed(ByteString.copyFrom(compressed, i, 1));
     }

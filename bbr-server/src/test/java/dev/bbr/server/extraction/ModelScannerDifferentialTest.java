@@ -247,7 +247,7 @@ class ModelScannerDifferentialTest {
       return Expected.of(Problem.MODEL_EMPTY);
     }
     try {
-      ModelScanner.checkModelName(firstText);
+      ModelScanner.checkModelName("\"model\"", firstText);
     } catch (BodyException e) {
       return Expected.of(e.problem());
     }

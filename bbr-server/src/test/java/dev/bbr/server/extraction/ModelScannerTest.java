@@ -39,6 +39,45 @@ class ModelScannerTest {
         Arguments.of("whitespace everywhere", " \n{ \"model\" \t:\r\n \"m\" } \n", "m"));
   }
 
+  /** Bodies read for another top-level field (upstream's --plugin fieldName), split anywhere. */
+  static Stream<Arguments> otherField() {
+    List<Arguments> cases = new ArrayList<>();
+    for (String[] c : new String[][] {
+        {"{\"model\":\"m\",\"tenant\":\"blue\"}", "blue"},
+        {"{\"tenant\":\"blue\",\"model\":\"m\"}", "blue"},
+        {"{\"meta\":{\"tenant\":\"nested\"},\"ten\\u0061nt\":\"escaped key\"}", "escaped key"},
+        {"{\"tenants\":\"no\",\"tenan\":\"no\",\"tenant\":\"yes\"}", "yes"},
+        {"{\"model\":\"only the model\"}", null}}) {
+      byte[] body = c[0].getBytes(StandardCharsets.UTF_8);
+      IntStream.rangeClosed(0, body.length).forEach(at -> cases.add(Arguments.of(body, at, c[1])));
+    }
+    return cases.stream();
+  }
+
+  @ParameterizedTest(name = "split at byte {1}")
+  @MethodSource("otherField")
+  void anotherField_isReadInstead_whenConfigured(byte[] body, int at, String expected)
+      throws BodyException {
+    ModelScanner scanner = new ModelScanner("tenant");
+    scanner.feed(ByteString.copyFrom(body, 0, at));
+    scanner.feed(ByteString.copyFrom(body, at, body.length - at));
+    scanner.end();
+    assertThat(scanner.decided()).isTrue();
+    assertThat(scanner.model()).isEqualTo(expected);
+  }
+
+  @Test
+  void anotherField_refusals_nameThatField() {
+    ModelScanner scanner = new ModelScanner("tenant");
+    assertThatThrownBy(() -> scanner.feed(ByteString.copyFromUtf8("{\"tenant\":1}")))
+        .isInstanceOf(BodyException.class)
+        .hasMessage("\"tenant\" must be a string, not a number");
+    ModelScanner twice = new ModelScanner("tenant");
+    assertThatThrownBy(() -> twice.feed(ByteString.copyFromUtf8("{\"tenant\":\"a\",\"tenant\":\"b\"}")))
+        .isInstanceOf(BodyException.class)
+        .hasMessage("request body has more than one top-level \"tenant\" field");
+  }
+
   static Stream<Arguments> splitAnywhere() {
     List<Arguments> cases = new ArrayList<>();
     samples().forEach(sample -> {

@@ -15,7 +15,7 @@ class MultipartScannerTest {
   private static final String WHISPER = "whisper-large-v3";
 
   private static MultipartScanner scanner() {
-    return new MultipartScanner(HTTPX_BOUNDARY);
+    return new MultipartScanner("model", HTTPX_BOUNDARY);
   }
 
   private static byte[] bytes(String text) {

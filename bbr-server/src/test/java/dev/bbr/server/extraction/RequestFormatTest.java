@@ -15,7 +15,7 @@ class RequestFormatTest {
 
   private static String modelOf(String contentType, String contentEncoding, byte[] body)
       throws BodyException {
-    BodyScanner scanner = RequestFormat.of(contentType, contentEncoding).newScanner(1 << 20);
+    BodyScanner scanner = RequestFormat.of(contentType, contentEncoding).newScanner("model", 1 << 20);
     scanner.feed(ByteString.copyFrom(body));
     scanner.end();
     return scanner.model();
@@ -52,7 +52,7 @@ class RequestFormatTest {
       throws BodyException {
     byte[] body = ("\uFEFF{\"model\":\"m\"}").getBytes(java.nio.charset.StandardCharsets.UTF_8);
     assertThat(modelOf(contentType, null, body)).isEqualTo("m");
-    BodyScanner scanner = RequestFormat.of(contentType, null).newScanner(1 << 20);
+    BodyScanner scanner = RequestFormat.of(contentType, null).newScanner("model", 1 << 20);
     for (byte b : body) {
       scanner.feed(ByteString.copyFrom(new byte[] {b}));
     }
