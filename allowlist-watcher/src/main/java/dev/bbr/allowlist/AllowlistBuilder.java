@@ -13,10 +13,11 @@ import java.util.Set;
  * Builds an {@link Allowlist} from mappings: a pure function, no I/O, no clock, no logging.
  *
  * <p>Resolution is deterministic whatever order the mappings arrive in. Mappings are ordered by
- * creation time, then source name. A name declared as a base model anywhere resolves to itself; an
- * adapter claimed by several base models resolves to the first in that order. Each losing claim is
- * reported as a {@link Conflict}. Several mappings may name the same base model: their adapters are
- * merged, so an adapter stays routable while any of them lists it.
+ * creation time, then source name, and every name goes to its oldest claim, whether that claim
+ * declares it a base model or lists it as an adapter: a ConfigMap created later, in the same or
+ * another namespace, cannot take over a name that already routes. Each losing claim is reported as
+ * a {@link Conflict}. Several mappings may name the same base model: their adapters are merged, so
+ * an adapter stays routable while any of them lists it.
  */
 public final class AllowlistBuilder {
   private static final Comparator<ModelMapping> RESOLUTION_ORDER =
@@ -31,27 +32,32 @@ public final class AllowlistBuilder {
 
     Map<String, String> baseModelByName = new HashMap<>();
     Map<String, String> sourceByName = new HashMap<>();
-    Set<String> baseModels = new LinkedHashSet<>();
-    for (ModelMapping m : ordered) {
-      if (baseModels.add(m.baseModel())) {
-        baseModelByName.put(m.baseModel(), m.baseModel());
-        sourceByName.put(m.baseModel(), m.source());
-      }
-    }
-
     List<Conflict> conflicts = new ArrayList<>();
     for (ModelMapping m : ordered) {
+      claim(m.baseModel(), m, baseModelByName, sourceByName, conflicts);
       for (String adapter : m.adapters()) {
-        String current = baseModelByName.get(adapter);
-        if (current == null) {
-          baseModelByName.put(adapter, m.baseModel());
-          sourceByName.put(adapter, m.source());
-        } else if (!current.equals(m.baseModel())) {
-          conflicts.add(
-              new Conflict(adapter, current, sourceByName.get(adapter), m.baseModel(), m.source()));
-        }
+        claim(adapter, m, baseModelByName, sourceByName, conflicts);
+      }
+    }
+    // A base model is a name that resolves to itself; one whose name an older mapping lists as an
+    // adapter is not (its adapters still resolve to it, a name no older claim holds).
+    Set<String> baseModels = new LinkedHashSet<>();
+    for (ModelMapping m : ordered) {
+      if (m.baseModel().equals(baseModelByName.get(m.baseModel()))) {
+        baseModels.add(m.baseModel());
       }
     }
     return new Allowlist(baseModelByName, baseModels, ordered, conflicts);
+  }
+
+  /** Gives {@code name} to {@code m}'s base model unless an older mapping claimed it otherwise. */
+  private static void claim(String name, ModelMapping m, Map<String, String> baseModelByName,
+      Map<String, String> sourceByName, List<Conflict> conflicts) {
+    String current = baseModelByName.putIfAbsent(name, m.baseModel());
+    if (current == null) {
+      sourceByName.put(name, m.source());
+    } else if (!current.equals(m.baseModel())) {
+      conflicts.add(new Conflict(name, current, sourceByName.get(name), m.baseModel(), m.source()));
+    }
   }
 }

@@ -83,8 +83,14 @@ public final class ConfigMapParser {
     try {
       node = yaml.readTree(text);
     } catch (JsonProcessingException e) {
+      // No location for a limit hit (nesting depth, document length): say which it was.
+      String where = e.getLocation() == null ? e.getClass().getSimpleName()
+          : "line " + e.getLocation().getLineNr();
+      throw new InvalidConfigMapException(source, "data.adapters is not valid YAML (" + where + ")");
+    } catch (RuntimeException | StackOverflowError e) {
+      // SnakeYAML's own limits and errors, and nesting deeper than the stack.
       throw new InvalidConfigMapException(
-          source, "data.adapters is not valid YAML (line " + e.getLocation().getLineNr() + ")");
+          source, "data.adapters is not valid YAML (" + e.getClass().getSimpleName() + ")");
     }
     if (node == null || node.isMissingNode() || node.isNull()) {
       return List.of(); // comment-only or empty document

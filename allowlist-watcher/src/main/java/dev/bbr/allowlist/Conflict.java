@@ -5,7 +5,7 @@ package dev.bbr.allowlist;
  *
  * @param name the contested model or adapter name
  * @param chosenBaseModel the base model the name resolves to
- * @param chosenSource the mapping that won (base models win over adapters, then the oldest source)
+ * @param chosenSource the mapping that won: the oldest claim, base model or adapter alike
  * @param ignoredBaseModel the base model the losing mapping asked for
  * @param ignoredSource the mapping that lost
  */

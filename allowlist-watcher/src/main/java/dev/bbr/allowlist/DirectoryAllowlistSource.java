@@ -5,7 +5,6 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.MappingIterator;
-import com.fasterxml.jackson.databind.RuntimeJsonMappingException;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import java.io.IOException;
@@ -18,7 +17,10 @@ import java.nio.file.WatchKey;
 import java.nio.file.WatchService;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
@@ -52,6 +54,13 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
       .build();
   private volatile SourceStatus status;
   private volatile WatchService watchService;
+  /**
+   * The last good reading of each file, by file, then by ConfigMap: a file caught half-written
+   * (not valid YAML) or a ConfigMap that no longer reads keeps what it last published until it
+   * reads again, so an editor's save or a volume swap never briefly removes models. A deleted file
+   * removes its models. Touched only under this object's lock.
+   */
+  private final Map<Path, Map<String, ModelMapping>> lastGood = new HashMap<>();
   private Thread watcher;
 
   public DirectoryAllowlistSource(Path directory, AllowlistHolder holder) {
@@ -88,6 +97,14 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
 
   private void watch() {
     try {
+      watchChanges();
+    } finally {
+      status = withWatching(false); // whatever ended the loop, /debug/allowlist must say so
+    }
+  }
+
+  private void watchChanges() {
+    try {
       while (true) {
         WatchKey key = watchService.take();
         // Let the burst finish, then read once for all of it.
@@ -101,7 +118,8 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
         } while ((key = watchService.poll(SETTLE_MILLIS, TimeUnit.MILLISECONDS)) != null);
         try {
           reload();
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException | StackOverflowError e) {
+          // Never let one bad read end the watch: the next change is read again.
           logger.warn("cannot read {} ({}); keeping the last allowlist", directory, e.toString());
         }
       }
@@ -135,8 +153,16 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
           .toList();
     }
     List<ModelMapping> mappings = new ArrayList<>();
+    lastGood.keySet().retainAll(files);
     for (Path file : files) {
-      for (JsonNode document : readDocuments(file, invalid)) {
+      Map<String, ModelMapping> previous = lastGood.getOrDefault(file, Map.of());
+      List<JsonNode> documents = readDocuments(file, invalid, !previous.isEmpty());
+      if (documents == null) { // not valid YAML: what it last gave stays
+        mappings.addAll(previous.values());
+        continue;
+      }
+      Map<String, ModelMapping> good = new LinkedHashMap<>();
+      for (JsonNode document : documents) {
         String name = document.path("metadata").path("namespace").asText("default") + "/"
             + document.path("metadata").path("name").asText("<unnamed>");
         JsonNode labels = document.path("metadata").path("labels");
@@ -150,22 +176,36 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
         String source = name + " (" + file.getFileName() + ")";
         try {
           ConfigMap configMap = yaml.treeToValue(document, ConfigMap.class);
-          mappings.add(parser.parse(configMap, ConfigMapParser.sourceName(configMap)));
+          good.put(name, parser.parse(configMap, ConfigMapParser.sourceName(configMap)));
+          continue;
         } catch (InvalidConfigMapException e) {
           logger.warn("{}: ConfigMap skipped: {}", file.getFileName(), e.getMessage());
-          invalid.add(new SourceStatus.Invalid(source, e.reason()));
-        } catch (JsonProcessingException e) {
+          invalid.add(new SourceStatus.Invalid(source, e.reason() + keptNote(previous, name)));
+        } catch (JsonProcessingException | RuntimeException e) {
           logger.warn("{}: ConfigMap {} skipped: not a valid ConfigMap ({})",
-              file.getFileName(), name, e.getOriginalMessage());
-          invalid.add(new SourceStatus.Invalid(source, "not a valid ConfigMap"));
+              file.getFileName(), name, e.getMessage());
+          invalid.add(new SourceStatus.Invalid(source, "not a valid ConfigMap" + keptNote(previous, name)));
+        }
+        if (previous.containsKey(name)) {
+          good.put(name, previous.get(name)); // unreadable now: its last good reading stays
         }
       }
+      lastGood.put(file, good);
+      mappings.addAll(good.values());
     }
     return mappings;
   }
 
-  /** Returns the ConfigMap documents of one file; a file that is not valid YAML is skipped. */
-  private List<JsonNode> readDocuments(Path file, List<SourceStatus.Invalid> invalid) throws IOException {
+  private static String keptNote(Map<String, ModelMapping> previous, String name) {
+    return previous.containsKey(name) ? "; its last good version is kept" : "";
+  }
+
+  /**
+   * Returns the ConfigMap documents of one file, or null when it is not valid YAML (including
+   * nesting past the parser's limits), which is reported in {@code invalid}.
+   */
+  private List<JsonNode> readDocuments(Path file, List<SourceStatus.Invalid> invalid, boolean keeping)
+      throws IOException {
     List<JsonNode> configMaps = new ArrayList<>();
     try (JsonParser yamlParser = yaml.createParser(file.toFile());
         MappingIterator<JsonNode> documents = yaml.readValues(yamlParser, JsonNode.class)) {
@@ -175,12 +215,22 @@ public final class DirectoryAllowlistSource implements AllowlistSource {
           configMaps.add(document);
         }
       }
-    } catch (JsonProcessingException | RuntimeJsonMappingException e) {
-      logger.warn("{}: skipped, not valid YAML: {}", file.getFileName(), e.getMessage());
-      invalid.add(new SourceStatus.Invalid(file.getFileName().toString(), "not valid YAML"));
-      return List.of();
+    } catch (JsonProcessingException | RuntimeException | StackOverflowError e) {
+      // RuntimeException: SnakeYAML's own errors and what Jackson wraps; StackOverflowError: a
+      // document nested deeper than the stack, which must not take the watcher thread down.
+      String kept = keeping ? "; its last good version is kept" : "";
+      logger.warn("{}: skipped, not valid YAML{}: {}", file.getFileName(), kept, firstLine(e));
+      invalid.add(new SourceStatus.Invalid(file.getFileName().toString(), "not valid YAML" + kept));
+      return null;
     }
     return configMaps;
+  }
+
+  private static String firstLine(Throwable e) {
+    String message = String.valueOf(e.getMessage());
+    int newline = message.indexOf('\n');
+    return e.getClass().getSimpleName() + ": "
+        + (newline < 0 ? message : message.substring(0, newline));
   }
 
   @Override

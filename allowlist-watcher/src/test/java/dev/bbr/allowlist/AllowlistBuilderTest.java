@@ -185,19 +185,49 @@ class AllowlistBuilderTest {
   }
 
   @Test
-  void nameThatIsABaseModelAndAnAdapter_resolvesToItself_andIsAConflict() {
-    // The base model's mapping is newer, yet a base model always wins over an adapter claim.
+  void nameThatIsABaseModelAndAnAdapter_goesToTheOlderClaim_andIsAConflict() {
+    // The base model's mapping is newer: the older adapter claim keeps the name (decision 34).
     ModelMapping qwen = mapping("default/qwen", OLDER, QWEN, PHI);
-    ModelMapping phi = mapping("default/phi", NEWER, PHI);
+    ModelMapping phi = mapping("default/phi", NEWER, PHI, "phi-code-lora");
 
     for (List<ModelMapping> order : List.of(List.of(qwen, phi), List.of(phi, qwen))) {
       Allowlist allowlist = AllowlistBuilder.build(order);
 
-      assertThat(allowlist.baseModelOf(PHI)).isEqualTo(PHI);
-      assertThat(allowlist.baseModels()).containsExactlyInAnyOrder(QWEN, PHI);
-      assertThat(allowlist.adapterCount()).isZero();
+      assertThat(allowlist.baseModelOf(PHI)).isEqualTo(QWEN);
+      assertThat(allowlist.baseModelOf("phi-code-lora")).as("a name no older claim holds")
+          .isEqualTo(PHI);
+      assertThat(allowlist.baseModels()).containsExactly(QWEN);
       assertThat(allowlist.conflicts())
-          .containsExactly(new Conflict(PHI, PHI, "default/phi", QWEN, "default/qwen"));
+          .containsExactly(new Conflict(PHI, QWEN, "default/qwen", PHI, "default/phi"));
+    }
+  }
+
+  @Test
+  void olderBaseModel_keepsItsName_whenANewerMappingListsItAsAnAdapter() {
+    ModelMapping phi = mapping("default/phi", OLDER, PHI);
+    ModelMapping qwen = mapping("default/qwen", NEWER, QWEN, PHI, "qwen-sql-lora");
+
+    Allowlist allowlist = AllowlistBuilder.build(List.of(qwen, phi));
+
+    assertThat(allowlist.baseModelOf(PHI)).isEqualTo(PHI);
+    assertThat(allowlist.baseModelOf("qwen-sql-lora")).isEqualTo(QWEN);
+    assertThat(allowlist.baseModels()).containsExactlyInAnyOrder(QWEN, PHI);
+    assertThat(allowlist.conflicts())
+        .containsExactly(new Conflict(PHI, PHI, "default/phi", QWEN, "default/qwen"));
+  }
+
+  @Test
+  void aConfigMapInAnotherNamespace_createdLater_cannotTakeOverAnAdapterName() {
+    // With --all-namespaces: team-b declares team-a's adapter as its own base model.
+    ModelMapping teamA = mapping("team-a/qwen", OLDER, QWEN, "qwen-food-review");
+    ModelMapping teamB = mapping("team-b/takeover", NEWER, "qwen-food-review", "food-lora-2");
+
+    for (List<ModelMapping> order : List.of(List.of(teamA, teamB), List.of(teamB, teamA))) {
+      Allowlist allowlist = AllowlistBuilder.build(order);
+
+      assertThat(allowlist.baseModelOf("qwen-food-review")).isEqualTo(QWEN);
+      assertThat(allowlist.conflicts()).containsExactly(new Conflict("qwen-food-review", QWEN,
+          "team-a/qwen", "qwen-food-review", "team-b/takeover"));
     }
   }
 

@@ -417,6 +417,85 @@ class DirectoryAllowlistSourceTest {
     }
   }
 
+  /** A flow sequence nested {@code depth} deep: past Jackson's and SnakeYAML's nesting limits. */
+  private static String nested(int depth) {
+    return "[".repeat(depth) + "]".repeat(depth);
+  }
+
+  @Test
+  void yamlNestedPastTheParsersLimits_isReported_andStartStillSucceeds() throws Exception {
+    write("qwen.yaml", configMap("qwen", QWEN, "lora-a"));
+    write("deep.yaml", "apiVersion: v1\nkind: ConfigMap\ndata: " + nested(5000) + "\n");
+    write("deep-adapters.yaml", configMap("deep", PHI).replace("  adapters: |\n",
+        "  adapters: '" + nested(5000) + "'\n"));
+    DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder);
+
+    Allowlist allowlist = startAndGet(source, holder);
+
+    assertThat(allowlist.baseModelOf("lora-a")).isEqualTo(QWEN);
+    assertThat(allowlist.baseModelOf(PHI)).isNull();
+    assertThat(source.status().invalid()).extracting(SourceStatus.Invalid::source)
+        .containsExactlyInAnyOrder("deep.yaml", "default/deep (deep-adapters.yaml)");
+    source.close();
+  }
+
+  @Test
+  void aFileCaughtHalfWritten_keepsItsModels_untilItReadsAgain_andTheWatchGoesOn() throws Exception {
+    write("qwen.yaml", configMap("qwen", QWEN, "lora-a"));
+    try (DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder)) {
+      startAndGet(source, holder);
+      Allowlist before = holder.get();
+
+      write("qwen.yaml", configMap("qwen", QWEN, "lora-a").substring(0, 60) + "\n  \"unclosed: [");
+      awaitUntil(() -> holder.get() != before);
+      assertThat(holder.get().baseModelOf("lora-a")).as("last good version kept").isEqualTo(QWEN);
+      assertThat(source.status().invalid()).singleElement().satisfies(invalid -> {
+        assertThat(invalid.source()).isEqualTo("qwen.yaml");
+        assertThat(invalid.reason()).isEqualTo("not valid YAML; its last good version is kept");
+      });
+
+      write("deep.yaml", "kind: ConfigMap\ndata: " + nested(5000) + "\n");
+      write("phi.yaml", configMap("phi", PHI, "lora-b"));
+      awaitUntil(() -> PHI.equals(holder.get().baseModelOf("lora-b")));
+      write("qwen.yaml", configMap("qwen", QWEN, "lora-c"));
+      awaitUntil(() -> QWEN.equals(holder.get().baseModelOf("lora-c")));
+      assertThat(holder.get().baseModelOf("lora-a")).isNull();
+      assertThat(source.status().watching()).isTrue();
+      assertThat(source.status().invalid()).extracting(SourceStatus.Invalid::source)
+          .containsExactly("deep.yaml");
+
+      Files.delete(dir.resolve("qwen.yaml"));
+      awaitUntil(() -> holder.get().baseModelOf("lora-c") == null);
+    }
+  }
+
+  @Test
+  void aConfigMapThatStopsReading_keepsItsLastGoodVersion_andSaysSo() throws Exception {
+    write("qwen.yaml", configMap("qwen", QWEN, "lora-a"));
+    try (DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder)) {
+      startAndGet(source, holder);
+
+      write("qwen.yaml", configMap("qwen", "", "lora-z"));
+      awaitUntil(() -> !source.status().invalid().isEmpty());
+      assertThat(holder.get().baseModelOf("lora-a")).isEqualTo(QWEN);
+      assertThat(holder.get().baseModelOf("lora-z")).isNull();
+      assertThat(source.status().invalid()).singleElement().satisfies(invalid ->
+          assertThat(invalid.reason()).endsWith("; its last good version is kept"));
+    }
+  }
+
+  @Test
+  void status_saysNotWatching_whenTheWatchEnds() throws Exception {
+    write("qwen.yaml", configMap("qwen", QWEN));
+    DirectoryAllowlistSource source = new DirectoryAllowlistSource(dir, holder);
+    startAndGet(source, holder);
+    assertThat(source.status().watching()).isTrue();
+
+    source.close();
+
+    awaitUntil(() -> !source.status().watching());
+  }
+
   private static void awaitUntil(java.util.function.BooleanSupplier condition) throws InterruptedException {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (!condition.getAsBoolean()) {
