@@ -305,7 +305,12 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       case AWAIT_HEADERS -> protocolError("request body before request headers");
       case SCANNING -> {
         boolean wholeBody = mode == BodyMode.BUFFERED; // one message, even when trailers follow
-        scan(body.getBody(), body.getEndOfStream(), body.getEndOfStream() || wholeBody);
+        boolean bodyEnds = body.getEndOfStream() || wholeBody;
+        if (bodyEnds && bufferedBytes == 0 && body.getBody().isEmpty()) {
+          noBody(body.getEndOfStream(), false); // an empty final chunk: no body after all
+          return;
+        }
+        scan(body.getBody(), body.getEndOfStream(), bodyEnds);
       }
       case STREAMING -> passThrough(body.getBody(), body.getEndOfStream());
       case BODY_DONE -> {
@@ -324,6 +329,10 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     switch (phase) {
       case AWAIT_HEADERS -> protocolError("request trailers before request headers");
       case SCANNING -> {
+        if (bufferedBytes == 0) {
+          noBody(false, true); // trailers with no body before them
+          return;
+        }
         // Trailers end the body (its last chunk had end_of_stream=false).
         scan(ByteString.EMPTY, false, true);
         if (phase == Phase.STREAMING) {
@@ -412,6 +421,27 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (scanner.decided()) {
       decide(endOfStream);
     }
+  }
+
+  /**
+   * A request whose headers did not end the stream but whose body turned out empty: an empty
+   * final DATA frame, a chunked upload of nothing, or trailers alone. Like a request without a
+   * body it passes with the routing headers stripped, never a 400 for an empty body.
+   *
+   * @param endOfStream the empty chunk's flag, echoed back (FULL_DUPLEX_STREAMED)
+   * @param trailers true when trailers, not a body message, ended the request
+   */
+  private void noBody(boolean endOfStream, boolean trailers) {
+    cancelDeadline();
+    decisionNanos = System.nanoTime() - headersNanos;
+    if (mode == BodyMode.FULL_DUPLEX_STREAMED) {
+      send(context.policy().headers().headersStripOnly()); // the headers answer still waits
+      send(trailers ? Responses.REQUEST_TRAILERS_CONTINUE
+          : Responses.streamedRequestBody(ByteString.EMPTY, endOfStream));
+    } else { // BUFFERED: the headers were answered when they came
+      send(trailers ? Responses.REQUEST_TRAILERS_CONTINUE : context.policy().headers().bodyStripOnly());
+    }
+    bodyDone(Outcome.NO_BODY);
   }
 
   /** Routes by what the scanner found, then releases the headers and the held chunks. */
