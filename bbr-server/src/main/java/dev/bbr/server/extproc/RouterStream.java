@@ -245,7 +245,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private boolean startScanning(HttpHeaders headers) {
     try {
       RequestFormat format = RequestFormat.of(
-          header(headers, "content-type", false), header(headers, "content-encoding", true));
+          header(headers, "content-type"), contentEncoding(headers));
       scanner = format.newScanner(context.policy().headers().field(), context.policy().maxBufferedBytes());
       // Readers with buffers of their own (multipart, gzip/deflate) are charged for them, so
       // many idle streams cannot hold memory the budget does not see.
@@ -262,20 +262,41 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
   }
 
-  /** The header's value, the first one or (for list headers) all joined with commas; or null. */
-  private static String header(HttpHeaders headers, String name, boolean list) {
-    String found = null;
+  /** The header's first value, or null. */
+  private static String header(HttpHeaders headers, String name) {
     for (HeaderValue header : headers.getHeaders().getHeadersList()) {
       if (header.getKey().equalsIgnoreCase(name)) {
-        String value = valueOf(header);
-        if (!list) {
-          return value;
-        }
-        found = found == null ? value : found + "," + value;
+        return valueOf(header);
       }
     }
-    return found;
+    return null;
   }
+
+  /**
+   * Every {@code content-encoding} value joined with commas, or null; linear in the headers and
+   * bounded, so thousands of crafted values cost one pass and a 415, not a quadratic join.
+   */
+  private static String contentEncoding(HttpHeaders headers) throws BodyException {
+    StringBuilder joined = null;
+    for (HeaderValue header : headers.getHeaders().getHeadersList()) {
+      if (header.getKey().equalsIgnoreCase("content-encoding")) {
+        String value = valueOf(header);
+        if (joined == null) {
+          joined = new StringBuilder(value.length());
+        } else {
+          joined.append(',');
+        }
+        if (joined.length() + value.length() > MAX_CONTENT_ENCODING_CHARS) {
+          throw RequestFormat.tooManyCodings();
+        }
+        joined.append(value);
+      }
+    }
+    return joined == null ? null : joined.toString();
+  }
+
+  /** Far above any real coding list ("gzip", "identity, gzip"), far below a costly one. */
+  static final int MAX_CONTENT_ENCODING_CHARS = 1024;
 
   private static String valueOf(HeaderValue header) {
     return header.getRawValue().isEmpty()

@@ -335,6 +335,28 @@ class RouterStreamTest {
     }
 
     @Test
+    void tensOfThousandsOfContentEncodingValues_get415_inOnePass() throws Exception {
+      start();
+      String[] headers = new String[2 * 80_000];
+      for (int i = 0; i < headers.length; i += 2) {
+        headers[i] = "content-encoding";
+        headers[i + 1] = "identity";
+      }
+      ExtProcCall call = fullDuplex();
+      call.headers(false, headers);
+      immediate(call.reply(), 415, "unsupported_content_encoding");
+      assertThat(onlyOutcome()).isEqualTo(Outcome.UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    @Test
+    void splitContentEncodingValues_areStillReadAsOneList() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false, "content-encoding", "identity", "content-encoding", "gzip, deflate");
+      immediate(call.reply(), 415, "unsupported_content_encoding");
+    }
+
+    @Test
     void whitespaceOnlyBody_stillGets400() throws Exception {
       start();
       ExtProcCall call = fullDuplex();
