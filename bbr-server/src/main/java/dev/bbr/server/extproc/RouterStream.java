@@ -694,13 +694,15 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       // in text logs. The model only once validated; never a body byte.
       logger.info("[{}] request refused: {} {} {} {} {} {} {} {}", id,
           kv("outcome", last.label()), kv("status", status),
-          kv("model", model == null ? "-" : model), kv("base_model", baseModel == null ? "-" : baseModel),
+          new QuotedField("model", model == null ? "-" : model),
+          new QuotedField("base_model", baseModel == null ? "-" : baseModel),
           kv("request_id", requestId), kv("mode", mode == null ? "-" : mode.label()),
           kv("bytes_seen", bufferedBytes),
           kv("decision_micros", decisionNanos < 0 ? -1 : decisionNanos / 1000));
     } else if (logger.isDebugEnabled()) {
       logger.debug("[{}] request {}: {} {} {} {} {}", id, last.label(),
-          kv("model", model == null ? "-" : model), kv("base_model", baseModel == null ? "-" : baseModel),
+          new QuotedField("model", model == null ? "-" : model),
+          new QuotedField("base_model", baseModel == null ? "-" : baseModel),
           kv("request_id", requestId), kv("mode", mode == null ? "-" : mode.label()),
           kv("bytes_buffered", bufferedBytes));
     }
