@@ -31,6 +31,7 @@ public final class Main {
     // Before the first logger is created: logback.xml picks its appender from this property.
     System.setProperty("bbr.log.format", options.jsonLogs() ? "JSON" : "TEXT");
     LogLevels.apply(options.verbosity());
+    LogLevels.routeJavaUtilLogging();
     Logger logger = LoggerFactory.getLogger(Main.class);
     for (String note : BbrOptions.notes(System.getenv(), args)) {
       logger.warn("{}", note);

@@ -2,6 +2,7 @@ package dev.bbr.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.grpc.ManagedChannel;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
@@ -94,6 +95,11 @@ class MainIT {
     assertThat(process.waitFor(60, TimeUnit.SECONDS)).isTrue();
     assertThat(process.exitValue()).isZero();
     assertThat(Files.readString(log)).contains("SIGTERM received: draining", "stopped");
+    ObjectMapper json = new ObjectMapper();
+    for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
+      assertThat(json.readTree(line).isObject()).as("a JSON object per line (stdout and stderr): %s", line)
+          .isTrue();
+    }
   }
 
   private static int freePort() throws IOException {

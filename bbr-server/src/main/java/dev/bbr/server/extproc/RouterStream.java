@@ -245,7 +245,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private boolean startScanning(HttpHeaders headers) {
     try {
       RequestFormat format = RequestFormat.of(
-          header(headers, "content-type", false), header(headers, "content-encoding", true));
+          header(headers, "content-type"), contentEncoding(headers));
       scanner = format.newScanner(context.policy().headers().field(), context.policy().maxBufferedBytes());
       // Readers with buffers of their own (multipart, gzip/deflate) are charged for them, so
       // many idle streams cannot hold memory the budget does not see.
@@ -262,20 +262,41 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
   }
 
-  /** The header's value, the first one or (for list headers) all joined with commas; or null. */
-  private static String header(HttpHeaders headers, String name, boolean list) {
-    String found = null;
+  /** The header's first value, or null. */
+  private static String header(HttpHeaders headers, String name) {
     for (HeaderValue header : headers.getHeaders().getHeadersList()) {
       if (header.getKey().equalsIgnoreCase(name)) {
-        String value = valueOf(header);
-        if (!list) {
-          return value;
-        }
-        found = found == null ? value : found + "," + value;
+        return valueOf(header);
       }
     }
-    return found;
+    return null;
   }
+
+  /**
+   * Every {@code content-encoding} value joined with commas, or null; linear in the headers and
+   * bounded, so thousands of crafted values cost one pass and a 415, not a quadratic join.
+   */
+  private static String contentEncoding(HttpHeaders headers) throws BodyException {
+    StringBuilder joined = null;
+    for (HeaderValue header : headers.getHeaders().getHeadersList()) {
+      if (header.getKey().equalsIgnoreCase("content-encoding")) {
+        String value = valueOf(header);
+        if (joined == null) {
+          joined = new StringBuilder(value.length());
+        } else {
+          joined.append(',');
+        }
+        if (joined.length() + value.length() > MAX_CONTENT_ENCODING_CHARS) {
+          throw RequestFormat.tooManyCodings();
+        }
+        joined.append(value);
+      }
+    }
+    return joined == null ? null : joined.toString();
+  }
+
+  /** Far above any real coding list ("gzip", "identity, gzip"), far below a costly one. */
+  static final int MAX_CONTENT_ENCODING_CHARS = 1024;
 
   private static String valueOf(HeaderValue header) {
     return header.getRawValue().isEmpty()
@@ -305,7 +326,12 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       case AWAIT_HEADERS -> protocolError("request body before request headers");
       case SCANNING -> {
         boolean wholeBody = mode == BodyMode.BUFFERED; // one message, even when trailers follow
-        scan(body.getBody(), body.getEndOfStream(), body.getEndOfStream() || wholeBody);
+        boolean bodyEnds = body.getEndOfStream() || wholeBody;
+        if (bodyEnds && bufferedBytes == 0 && body.getBody().isEmpty()) {
+          noBody(body.getEndOfStream(), false); // an empty final chunk: no body after all
+          return;
+        }
+        scan(body.getBody(), body.getEndOfStream(), bodyEnds);
       }
       case STREAMING -> passThrough(body.getBody(), body.getEndOfStream());
       case BODY_DONE -> {
@@ -324,6 +350,10 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     switch (phase) {
       case AWAIT_HEADERS -> protocolError("request trailers before request headers");
       case SCANNING -> {
+        if (bufferedBytes == 0) {
+          noBody(false, true); // trailers with no body before them
+          return;
+        }
         // Trailers end the body (its last chunk had end_of_stream=false).
         scan(ByteString.EMPTY, false, true);
         if (phase == Phase.STREAMING) {
@@ -412,6 +442,27 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (scanner.decided()) {
       decide(endOfStream);
     }
+  }
+
+  /**
+   * A request whose headers did not end the stream but whose body turned out empty: an empty
+   * final DATA frame, a chunked upload of nothing, or trailers alone. Like a request without a
+   * body it passes with the routing headers stripped, never a 400 for an empty body.
+   *
+   * @param endOfStream the empty chunk's flag, echoed back (FULL_DUPLEX_STREAMED)
+   * @param trailers true when trailers, not a body message, ended the request
+   */
+  private void noBody(boolean endOfStream, boolean trailers) {
+    cancelDeadline();
+    decisionNanos = System.nanoTime() - headersNanos;
+    if (mode == BodyMode.FULL_DUPLEX_STREAMED) {
+      send(context.policy().headers().headersStripOnly()); // the headers answer still waits
+      send(trailers ? Responses.REQUEST_TRAILERS_CONTINUE
+          : Responses.streamedRequestBody(ByteString.EMPTY, endOfStream));
+    } else { // BUFFERED: the headers were answered when they came
+      send(trailers ? Responses.REQUEST_TRAILERS_CONTINUE : context.policy().headers().bodyStripOnly());
+    }
+    bodyDone(Outcome.NO_BODY);
   }
 
   /** Routes by what the scanner found, then releases the headers and the held chunks. */
@@ -643,13 +694,15 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       // in text logs. The model only once validated; never a body byte.
       logger.info("[{}] request refused: {} {} {} {} {} {} {} {}", id,
           kv("outcome", last.label()), kv("status", status),
-          kv("model", model == null ? "-" : model), kv("base_model", baseModel == null ? "-" : baseModel),
+          new QuotedField("model", model == null ? "-" : model),
+          new QuotedField("base_model", baseModel == null ? "-" : baseModel),
           kv("request_id", requestId), kv("mode", mode == null ? "-" : mode.label()),
           kv("bytes_seen", bufferedBytes),
           kv("decision_micros", decisionNanos < 0 ? -1 : decisionNanos / 1000));
     } else if (logger.isDebugEnabled()) {
       logger.debug("[{}] request {}: {} {} {} {} {}", id, last.label(),
-          kv("model", model == null ? "-" : model), kv("base_model", baseModel == null ? "-" : baseModel),
+          new QuotedField("model", model == null ? "-" : model),
+          new QuotedField("base_model", baseModel == null ? "-" : baseModel),
           kv("request_id", requestId), kv("mode", mode == null ? "-" : mode.label()),
           kv("bytes_buffered", bufferedBytes));
     }

@@ -85,6 +85,12 @@ public final class RequestFormat {
     return coding == null ? reader : new DecodingScanner(coding, reader, maxDecodedBytes);
   }
 
+  /** The refusal of a content-encoding chain (or a header list too long to be one). */
+  public static BodyException tooManyCodings() {
+    return new BodyException(BodyException.Problem.UNSUPPORTED_CONTENT_ENCODING,
+        "The router decodes at most one content-encoding (gzip or deflate), not a chain.");
+  }
+
   private static DecodingScanner.Coding coding(String contentEncoding) throws BodyException {
     if (contentEncoding == null) {
       return null;
@@ -106,8 +112,7 @@ public final class RequestFormat {
       };
     }
     if (codings > 1) {
-      throw new BodyException(BodyException.Problem.UNSUPPORTED_CONTENT_ENCODING,
-          "The router decodes at most one content-encoding (gzip or deflate), not a chain.");
+      throw tooManyCodings();
     }
     return found;
   }

@@ -305,10 +305,62 @@ class RouterStreamTest {
     }
 
     @Test
-    void emptyBody_gets400() throws Exception {
+    void emptyFinalChunk_isARequestWithoutABody_notA400() throws Exception {
       start();
       ExtProcCall call = fullDuplex();
       call.headers(false).body("", true);
+      ProcessingResponse headers = call.reply();
+      assertThat(headers.getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      assertStripsOnly(headers.getRequestHeaders().getResponse());
+      StreamedBodyResponse body = streamed(call.reply());
+      assertThat(body.getBody().isEmpty()).isTrue();
+      assertThat(body.getEndOfStream()).isTrue();
+      call.halfClose();
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.NO_BODY);
+      assertBudgetReturned();
+    }
+
+    @Test
+    void trailersWithoutABody_areARequestWithoutABody() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body("", false).trailers();
+      assertStripsOnly(call.reply().getRequestHeaders().getResponse());
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_TRAILERS);
+      call.halfClose();
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.NO_BODY);
+      assertBudgetReturned();
+    }
+
+    @Test
+    void tensOfThousandsOfContentEncodingValues_get415_inOnePass() throws Exception {
+      start();
+      String[] headers = new String[2 * 80_000];
+      for (int i = 0; i < headers.length; i += 2) {
+        headers[i] = "content-encoding";
+        headers[i + 1] = "identity";
+      }
+      ExtProcCall call = fullDuplex();
+      call.headers(false, headers);
+      immediate(call.reply(), 415, "unsupported_content_encoding");
+      assertThat(onlyOutcome()).isEqualTo(Outcome.UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    @Test
+    void splitContentEncodingValues_areStillReadAsOneList() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false, "content-encoding", "identity", "content-encoding", "gzip, deflate");
+      immediate(call.reply(), 415, "unsupported_content_encoding");
+    }
+
+    @Test
+    void whitespaceOnlyBody_stillGets400() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(false).body(" \n", true);
       immediate(call.reply(), 400, "empty_body");
     }
 
@@ -676,6 +728,29 @@ class RouterStreamTest {
 
   @Nested
   class Buffered {
+    @Test
+    void emptyBodyMessage_isARequestWithoutABody() throws Exception {
+      start();
+      ExtProcCall call = buffered();
+      call.headers(false).body("", true);
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      ProcessingResponse body = call.reply();
+      assertThat(body.getResponseCase()).isEqualTo(ResponseCase.REQUEST_BODY);
+      assertStripsOnly(body.getRequestBody().getResponse());
+      assertThat(onlyOutcome()).isEqualTo(Outcome.NO_BODY);
+    }
+
+    @Test
+    void trailersAlone_getATrailersAnswer() throws Exception {
+      start();
+      ExtProcCall call = buffered();
+      call.headers(false).trailers();
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_TRAILERS);
+      assertThat(onlyOutcome()).isEqualTo(Outcome.NO_BODY);
+      assertBudgetReturned();
+    }
+
     @Test
     void headersAreAnsweredAtOnce_andTheRouteRidesOnTheBodyAnswer() throws Exception {
       start();
