@@ -220,8 +220,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
           return;
         }
         phase = Phase.SCANNING; // the headers answer waits for the model
-        deadline = context.timer().schedule(
-            this::onDeadline, context.policy().bodyTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        startDeadline();
       }
       case BUFFERED, BUFFERED_PARTIAL -> {
         if (!startScanning(headers)) {
@@ -229,6 +228,10 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         }
         send(context.policy().headers().headersStripOnly()); // Envoy sends the body only after this
         phase = Phase.SCANNING;
+        // Envoy's message_timeout ends a BUFFERED exchange long before this; the deadline is for
+        // a peer that sends headers and never the body, which would otherwise hold the stream
+        // and the decoder's fixed budget charge for as long as it stays open.
+        startDeadline();
       }
       case STREAMED, NONE -> {
         logger.debug("[{}] body mode {} cannot carry a route; passing through", id, mode);
@@ -706,6 +709,11 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
           kv("request_id", requestId), kv("mode", mode == null ? "-" : mode.label()),
           kv("bytes_buffered", bufferedBytes));
     }
+  }
+
+  private void startDeadline() {
+    deadline = context.timer().schedule(
+        this::onDeadline, context.policy().bodyTimeout().toNanos(), TimeUnit.NANOSECONDS);
   }
 
   private void cancelDeadline() {

@@ -12,8 +12,9 @@ import java.util.Objects;
  *     (routing headers set, base model empty)
  * @param rejectMissingModel true: 400 for a body without a model; false: pass it through
  * @param maxBufferedBytes the most body bytes held for one request before its model is known (413)
- * @param bodyTimeout how long after the request headers the model must be known (408); applies to
- *     FULL_DUPLEX_STREAMED, where Envoy runs no timer of its own
+ * @param bodyTimeout how long after the request headers the model must be known (408); Envoy runs
+ *     no timer of its own in FULL_DUPLEX_STREAMED, and in BUFFERED it bounds a peer that never
+ *     sends the body
  * @param headers the field read and the headers written (upstream's {@code --plugin} flags)
  */
 public record RoutingPolicy(

@@ -729,6 +729,19 @@ class RouterStreamTest {
   @Nested
   class Buffered {
     @Test
+    void headersWithoutTheBody_releaseTheDecodersCharge_atTheBodyTimeout() throws Exception {
+      start(policy(false, true, false, 1 << 20, Duration.ofMillis(200)), 1 << 20);
+      ExtProcCall call = buffered();
+      call.headers(false, "content-encoding", "gzip");
+      assertThat(call.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      assertThat(budget.inUse()).as("the gzip reader's buffers are charged").isPositive();
+
+      immediate(call.reply(), 408, "request_timeout");
+      assertThat(onlyOutcome()).isEqualTo(Outcome.TIMEOUT);
+      assertBudgetReturned();
+    }
+
+    @Test
     void emptyBodyMessage_isARequestWithoutABody() throws Exception {
       start();
       ExtProcCall call = buffered();
