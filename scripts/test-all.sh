@@ -15,6 +15,10 @@ scripts/fetch-crds.sh >/dev/null   # the published CRDs ChartInstallIT installs 
 HELM_BIN=$PWD/.tools/bin/helm
 export HELM_BIN
 
+# python-multipart, the form parser of the OpenAI-compatible model servers (Starlette/FastAPI):
+# MultipartDifferentialIT reads Content-Disposition with it beside the router (pin: that test).
+python3 -m pip install --quiet --disable-pip-version-check python-multipart==0.0.34 2>/dev/null
+
 ENVOY_BIN=$(scripts/envoy-path.sh)
 export ENVOY_BIN
 "$ENVOY_BIN" --version | grep -o 'envoy  version: [^ ]*\|/1\.[0-9.]*/' | head -1

@@ -6,6 +6,8 @@ import java.nio.CharBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.util.HashSet;
+import java.util.Set;
 
 /**
  * Finds the form field named {@code model} in a {@code multipart/form-data} body (RFC 7578), fed
@@ -227,7 +229,7 @@ final class MultipartScanner implements BodyScanner {
       throw malformed("a part header line has no name");
     }
     if (line.substring(0, colon).trim().equalsIgnoreCase("content-disposition")) {
-      modelPart = field.equals(formFieldName(line.substring(colon + 1)));
+      modelPart = namesField(line.substring(colon + 1));
     }
   }
 
@@ -265,17 +267,25 @@ final class MultipartScanner implements BodyScanner {
   }
 
   /**
-   * Returns the {@code name} parameter of a {@code form-data} disposition, or null. Accepts a
-   * quoted string (backslash escapes undone) or a token, parameter names in any case, blanks
-   * around {@code ;} and {@code =}.
+   * Returns true when a part's {@code Content-Disposition} names the form field {@code field},
+   * false when it names another field or none, and refuses it when parsers read it differently.
+   * Model servers (python-multipart under Starlette/FastAPI) take the last {@code name=}, keep
+   * backslashes in quoted values and ignore RFC 2231 {@code name*=}; RFC 7578 readers take the
+   * first, unescape and read only {@code form-data} parts. Every such reading is a candidate: a part that one of them names {@code
+   * field} and another names differently could be routed on a value the server never reads, so
+   * it is refused (400 {@code invalid_multipart}) rather than routed.
    */
-  static String formFieldName(String disposition) {
-    int n = disposition.length();
+  boolean namesField(String disposition) throws BodyException {
     int semicolon = disposition.indexOf(';');
     String type = (semicolon < 0 ? disposition : disposition.substring(0, semicolon)).trim();
-    if (!type.equalsIgnoreCase("form-data") || semicolon < 0) {
-      return null;
+    if (semicolon < 0) {
+      return false;
     }
+    Set<String> readings = new HashSet<>();
+    String first = null;
+    String last = null;
+    boolean extended = false;
+    int n = disposition.length();
     int i = semicolon;
     while (i < n) {
       i++; // past ';'
@@ -283,7 +293,7 @@ final class MultipartScanner implements BodyScanner {
       int next = disposition.indexOf(';', i);
       if (equals < 0 || (next >= 0 && next < equals)) {
         if (next < 0) {
-          return null;
+          break;
         }
         i = next; // a parameter without a value
         continue;
@@ -293,28 +303,59 @@ final class MultipartScanner implements BodyScanner {
       while (i < n && (disposition.charAt(i) == ' ' || disposition.charAt(i) == '\t')) {
         i++;
       }
-      StringBuilder parsed = new StringBuilder();
+      String raw;
+      String unescaped;
       if (i < n && disposition.charAt(i) == '"') {
+        StringBuilder kept = new StringBuilder();
+        StringBuilder removed = new StringBuilder();
         for (i++; i < n && disposition.charAt(i) != '"'; i++) {
           char c = disposition.charAt(i);
+          kept.append(c);
           if (c == '\\' && i + 1 < n) {
             c = disposition.charAt(++i);
+            kept.append(c);
           }
-          parsed.append(c);
+          removed.append(c);
         }
+        raw = kept.toString();
+        unescaped = removed.toString();
         int after = disposition.indexOf(';', i);
         i = after < 0 ? n : after;
       } else {
         int end = next < 0 ? n : next;
-        parsed.append(disposition.substring(i, end).trim());
+        raw = disposition.substring(i, end).trim();
+        unescaped = raw;
         i = end;
       }
       if (parameter.equalsIgnoreCase("name")) {
-        return parsed.toString();
+        readings.add(raw);
+        readings.add(unescaped);
+        first = first == null ? unescaped : first;
+        last = raw;
+      } else if (parameter.equalsIgnoreCase("name*")) {
+        extended = true;
+        int quote = raw.indexOf('\'', raw.indexOf('\'') + 1);
+        readings.add(raw.substring(quote + 1)); // charset'language'value, roughly decoded
       }
     }
-    return null;
+    if (!type.equalsIgnoreCase("form-data")) {
+      readings.add(null); // RFC 7578 readers skip the part; python-multipart reads its name
+    }
+    if (first == null || extended) {
+      readings.add(null); // a reader that sees no name (none given, or name* ignored)
+    }
+    readings.add(first);
+    readings.add(last);
+    if (!readings.contains(field)) {
+      return false;
+    }
+    if (readings.size() > 1) {
+      throw malformed("a part's Content-Disposition names the form field " + quotedField
+          + " only as some parsers read it (several name parameters, name*, or escapes)");
+    }
+    return true;
   }
+
 
   @Override
   public void end() throws BodyException {

@@ -110,7 +110,7 @@ class MultipartScannerTest {
       "Content-Disposition: form-data ; name = \"model\" ",
       "Content-Disposition: form-data; filename=\"a;b.txt\"; name=\"model\"",
       "Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: form-data; name=\"model\"",
-      "Content-Disposition: form-data; name=\"mod\\el\""})
+      "Content-Disposition: form-data; filename=\"a;name=x\"; name=\"model\""})
   void modelField_isRecognised_inEveryHeaderSpelling(String headers) throws BodyException {
     MultipartScanner scanner = scanWhole(form("Content-Disposition: form-data; name=\"x\"", "1",
         headers, WHISPER));
@@ -119,10 +119,25 @@ class MultipartScannerTest {
 
   @ParameterizedTest
   @ValueSource(strings = {
+      "Content-Disposition: form-data; name=\"mod\\el\"",
+      "Content-Disposition: form-data; name=\"x\"; name=\"model\"",
+      "Content-Disposition: form-data; name=\"model\"; name=\"x\"",
+      "Content-Disposition: form-data; name*=UTF-8''model",
+      "Content-Disposition: form-data; name=\"model\"; name*=UTF-8''x",
+      "Content-Disposition: attachment; name=\"model\""})
+  void partsParsersNameDifferently_areRefused_neverRouted(String headers) {
+    assertThatThrownBy(() -> scanWhole(form(headers, WHISPER)))
+        .isInstanceOf(BodyException.class)
+        .hasMessageContaining("names the form field \"model\" only as some parsers read it")
+        .extracting(e -> ((BodyException) e).problem()).isEqualTo(BodyException.Problem.INVALID_MULTIPART);
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {
       "Content-Disposition: form-data; name=\"models\"",
       "Content-Disposition: form-data; name=\"Model\"",
       "Content-Disposition: form-data; name=\" model\"",
-      "Content-Disposition: attachment; name=\"model\"",
+      "Content-Disposition: attachment; name=\"x\"",
       "Content-Disposition: form-data; filename=\"model\"",
       "X-Disposition: form-data; name=\"model\""})
   void otherFields_areNotTheModel(String headers) throws BodyException {
