@@ -14,10 +14,13 @@ import java.util.zip.Inflater;
  * original, still compressed bytes.
  *
  * <p>Decoding goes through one fixed buffer ({@value #BUFFER_BYTES} bytes) whose contents are
- * wrapped, not copied, for the inner scanner. It stops for good at the decision, and, against a
- * decompression bomb, once more than {@code maxDecodedBytes} were decoded without one: {@link
- * #bytesInspected()} then exceeds the cap and the router answers 413. So a body costs at most the
- * cap plus one buffer of inflation, whatever its ratio.
+ * wrapped, not copied, for the inner scanner. A compressed body is decoded to its end before
+ * routing is decided, so that the inner scanner's checks after the model (a second top-level
+ * {@code model}, trailing data, a truncated document) judge the whole body as the model server
+ * will read it; the decision's offset is the decoded length, which the per-request cap bounds.
+ * Against a decompression bomb, decoding stops for good once more than {@code maxDecodedBytes}
+ * were decoded: {@link #bytesInspected()} then exceeds the cap and the router answers 413. So a
+ * body costs at most the cap plus one buffer of inflation, whatever its ratio.
  *
  * <p>{@code deflate} is the zlib format (RFC 9110 section 8.4.1.2: RFC 1950 around RFC 1951), what
  * Python's {@code zlib.compress} and Node's {@code zlib.deflateSync} produce; a raw RFC 1951
@@ -25,10 +28,9 @@ import java.util.zip.Inflater;
  * forming a zlib header, as browsers and curl do for responses. {@code gzip} members may be
  * concatenated (RFC 1952); each member's CRC-32 and length are checked when reached.
  *
- * <p>After the decision nothing more is decoded: the checks the JSON and multipart scanners make
- * after it (a second model, a truncated body) apply to identity bodies only. Decoding the rest
- * would cost up to ~1000 bytes of work per received byte on the event loop; the upstream, which
- * has to decode the body anyway, validates it.
+ * <p>Holding the decision to the end costs latency only for compressed bodies (their compressed
+ * bytes are held, and charged, until then), and CPU bounded by the cap: one pass of inflate and
+ * scan over at most {@code maxDecodedBytes}.
  */
 final class DecodingScanner implements BodyScanner {
   /** The decoded-bytes buffer: one per stream, reused for every chunk. */
@@ -69,6 +71,8 @@ final class DecodingScanner implements BodyScanner {
   private long memberDecoded;
   private boolean capped;
   private boolean stopped;
+  /** The whole body was decoded and the inner scanner accepted its end. */
+  private boolean complete;
 
   // Header and trailer parsing: the position in the fixed part, and what the flags ask for next.
   private int headerPos;
@@ -207,9 +211,7 @@ final class DecodingScanner implements BodyScanner {
           crc.update(out, 0, n);
         }
         inner.feed(UnsafeByteOperations.unsafeWrap(out, 0, n));
-        if (inner.decided()) {
-          stop();
-        } else if (decoded > maxDecodedBytes) {
+        if (decoded > maxDecodedBytes) {
           capped = true; // a decompression bomb, or just too much before the model: 413
           stop();
         }
@@ -253,11 +255,12 @@ final class DecodingScanner implements BodyScanner {
   @Override
   public void end() throws BodyException {
     if (stopped) {
-      return; // decided, or capped (the router answers 413): nothing more to check
+      return; // capped (the router answers 413), or closed: nothing more to check
     }
     try {
       if (received == 0 || stage == Stage.END) {
         inner.end(); // an empty body, or a whole stream: the inner scanner judges the content
+        complete = true;
       } else {
         throw new BodyException(BodyException.Problem.INVALID_CONTENT_ENCODING,
             "request body ends before the end of its " + name() + " stream");
@@ -278,12 +281,13 @@ final class DecodingScanner implements BodyScanner {
 
   @Override
   public boolean decided() {
-    return !capped && inner.decided();
+    return !capped && complete && inner.decided();
   }
 
+  /** The decoded length: the whole body was read to decide. */
   @Override
   public long decisionOffset() {
-    return decided() ? inner.decisionOffset() : -1;
+    return decided() ? decoded : -1;
   }
 
   /** zlib's inflate state and its 32 KiB window, held natively by {@link Inflater}. */

@@ -40,18 +40,12 @@ class DecodingScannerTest {
     return new DecodingScanner(coding, new JsonBodyScanner("model", false), max, buffer);
   }
 
-  private static long identityDecisionOffset(byte[] body) throws BodyException {
-    ModelScanner scanner = new ModelScanner();
-    scanner.feed(ByteString.copyFrom(body));
-    return scanner.decisionOffset();
-  }
-
   @ParameterizedTest
   @EnumSource(Encoding.class)
   void jsonModel_isFound_splitAtEveryByte_withEveryBufferSize(Encoding encoding)
       throws BodyException {
     byte[] compressed = encoding.encode.apply(CHAT);
-    long expectedOffset = identityDecisionOffset(CHAT);
+    long expectedOffset = CHAT.length; // the whole body is decoded before the decision
     for (int buffer : new int[] {1, 3, 64, DecodingScanner.BUFFER_BYTES}) {
       for (int at = 0; at <= compressed.length; at++) {
         DecodingScanner scanner = json(encoding.coding, 1 << 20, buffer);
@@ -61,7 +55,7 @@ class DecodingScannerTest {
         assertThat(scanner.model()).as("buffer %d, split at %d", buffer, at).isEqualTo(QWEN);
         assertThat(scanner.decisionOffset()).as("buffer %d, split at %d", buffer, at)
             .isEqualTo(expectedOffset);
-        assertThat(scanner.inflating()).as("the Inflater is released at the decision").isFalse();
+        assertThat(scanner.inflating()).as("the Inflater is released at the end").isFalse();
       }
     }
   }
@@ -78,8 +72,7 @@ class DecodingScannerTest {
     }
     scanner.end();
     assertThat(scanner.model()).isEqualTo("whisper-1");
-    assertThat(scanner.decisionOffset()).isEqualTo(
-        new String(form, StandardCharsets.ISO_8859_1).indexOf("whisper-1"));
+    assertThat(scanner.decisionOffset()).isEqualTo(form.length);
   }
 
   @Test
@@ -183,18 +176,31 @@ class DecodingScannerTest {
   }
 
   @Test
-  void afterTheDecision_nothingMoreIsDecoded() throws BodyException {
+  void decision_waitsForTheEndOfTheBody_soLateChecksJudgeTheWholeBody() throws BodyException {
     byte[] modelFirst = ("{\"model\":\"m\",\"prompt\":\"" + "x".repeat(100_000) + "\"}")
         .getBytes(StandardCharsets.US_ASCII);
     byte[] compressed = FormatSamples.gzip(modelFirst);
     DecodingScanner scanner = json(Coding.GZIP, 1 << 20, 64);
     int half = compressed.length / 2;
     scanner.feed(ByteString.copyFrom(compressed, 0, half));
-    assertThat(scanner.model()).isEqualTo("m");
-    long decoded = scanner.bytesInspected();
+    assertThat(scanner.decided()).as("the model is known, the body is not").isFalse();
     scanner.feed(ByteString.copyFrom(compressed, half, compressed.length - half));
     scanner.end();
-    assertThat(scanner.bytesInspected()).isEqualTo(decoded).isLessThan(200);
+    assertThat(scanner.decided()).isTrue();
+    assertThat(scanner.model()).isEqualTo("m");
+    assertThat(scanner.bytesInspected()).isEqualTo(modelFirst.length);
+  }
+
+  @ParameterizedTest
+  @EnumSource(Encoding.class)
+  void secondModel_manyBuffersAfterTheFirst_isRefused_asInAnIdentityBody(Encoding encoding) {
+    byte[] body = ("{\"model\":\"a\",\"prompt\":\"" + "x".repeat(200_000) + "\",\"model\":\"b\"}")
+        .getBytes(StandardCharsets.US_ASCII);
+    DecodingScanner scanner = json(encoding.coding, 1 << 20, DecodingScanner.BUFFER_BYTES);
+    assertThatThrownBy(() -> {
+      scanner.feed(ByteString.copyFrom(encoding.encode.apply(body)));
+      scanner.end();
+    }).extracting(e -> ((BodyException) e).problem()).isEqualTo(Problem.DUPLICATE_MODEL);
   }
 
   @Test
