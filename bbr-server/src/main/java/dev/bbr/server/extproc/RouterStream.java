@@ -21,7 +21,6 @@ import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayDeque;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiFunction;
@@ -79,7 +78,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private BodyMode mode;
   private boolean echoResponseBody;
   private BodyScanner scanner;
-  private final ArrayDeque<ByteString> held = new ArrayDeque<>(4);
+  private final HeldBody held = new HeldBody();
   private long budgetBytes;
   /** Replayed bytes still in gRPC's outgoing buffer: their budget is returned once it drains. */
   private boolean budgetAwaitsFlush;
@@ -526,8 +525,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (held.isEmpty() && endOfStream) {
       send(Responses.streamedRequestBody(ByteString.EMPTY, true));
     }
-    while (!held.isEmpty()) {
-      ByteString chunk = held.poll();
+    for (ByteString chunk = held.poll(); chunk != null; chunk = held.poll()) {
       sendPieces(chunk, endOfStream && held.isEmpty());
     }
     if (out.isReady()) {
