@@ -103,6 +103,9 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     out.setOnReadyHandler(this::onReady);
     out.setOnCancelHandler(this::onCancel);
     context.events().streamOpened();
+    // One deadline from the stream's start: Envoy sends the request headers at once, so this is
+    // --body-timeout for the model, and also bounds a peer that opens a stream and sends nothing.
+    startDeadline();
     out.request(1);
   }
 
@@ -218,8 +221,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         if (!startScanning(headers)) {
           return;
         }
-        phase = Phase.SCANNING; // the headers answer waits for the model
-        startDeadline();
+        phase = Phase.SCANNING; // the headers answer waits for the model; the deadline runs on
       }
       case BUFFERED, BUFFERED_PARTIAL -> {
         if (!startScanning(headers)) {
@@ -227,10 +229,9 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         }
         send(context.policy().headers().headersStripOnly()); // Envoy sends the body only after this
         phase = Phase.SCANNING;
-        // Envoy's message_timeout ends a BUFFERED exchange long before this; the deadline is for
-        // a peer that sends headers and never the body, which would otherwise hold the stream
-        // and the decoder's fixed budget charge for as long as it stays open.
-        startDeadline();
+        // Envoy's message_timeout ends a BUFFERED exchange long before the deadline, which is for
+        // a peer that sends headers and never the body: it would otherwise hold the stream and
+        // the decoder's fixed budget charge for as long as it stays open.
       }
       case STREAMED, NONE -> {
         logger.debug("[{}] body mode {} cannot carry a route; passing through", id, mode);
@@ -587,6 +588,12 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
 
   private void onDeadline() {
     synchronized (lock) {
+      if (phase == Phase.AWAIT_HEADERS) {
+        logger.warn("[{}] no request headers within {} ms: stream closed", id,
+            context.policy().bodyTimeout().toMillis());
+        fail(Status.DEADLINE_EXCEEDED.withDescription("no request headers"));
+        return;
+      }
       if (phase != Phase.SCANNING) {
         return;
       }

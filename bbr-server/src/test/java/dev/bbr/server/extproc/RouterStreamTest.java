@@ -50,6 +50,7 @@ class RouterStreamTest {
   private ManagedChannel channel;
 
   RouterStreamTest() {
+    timer.setRemoveOnCancelPolicy(true); // as BbrApp's
     allowlist.publish(AllowlistBuilder.build(List.of(
         new ModelMapping("default/qwen", Instant.EPOCH, QWEN, List.of("qwen-food-review")),
         new ModelMapping("default/phi", Instant.EPOCH, PHI, List.of()))));
@@ -503,6 +504,25 @@ class RouterStreamTest {
       assertBudgetReturned();
       assertThat(finished).extracting(RequestSummary::outcome)
           .containsExactlyInAnyOrder(Outcome.OVERLOADED, Outcome.CANCELLED);
+    }
+
+    @Test
+    void aStreamThatNeverSendsHeaders_isClosed_atTheBodyTimeout() throws Exception {
+      start(policy(false, true, false, 1 << 20, Duration.ofMillis(100)), 1 << 20);
+      ExtProcCall call = fullDuplex();
+
+      assertThat(call.awaitClose().getCode()).isEqualTo(io.grpc.Status.Code.DEADLINE_EXCEEDED);
+      assertThat(onlyOutcome()).isEqualTo(Outcome.PROTOCOL_ERROR);
+      assertThat(streamEvents).containsExactly("open", "close");
+    }
+
+    @Test
+    void aRequestWithoutABody_leavesNoDeadlinePending() throws Exception {
+      start();
+      ExtProcCall call = fullDuplex();
+      call.headers(true);
+      assertStripsOnly(call.reply().getRequestHeaders().getResponse());
+      assertThat(timer.getQueue()).as("the stream's deadline is cancelled").isEmpty();
     }
 
     @Test
