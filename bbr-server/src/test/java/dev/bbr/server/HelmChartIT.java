@@ -470,7 +470,8 @@ class HelmChartIT {
     return docs;
   }
 
-  private static List<JsonNode> parse(String manifests) throws IOException {
+  /** The non-empty documents of a multi-document YAML stream. */
+  static List<JsonNode> parse(String manifests) throws IOException {
     List<JsonNode> docs = new ArrayList<>();
     try (MappingIterator<JsonNode> it = new YAMLMapper().readerFor(JsonNode.class).readValues(manifests)) {
       while (it.hasNext()) {
