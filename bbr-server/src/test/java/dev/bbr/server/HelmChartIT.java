@@ -294,6 +294,26 @@ class HelmChartIT {
     }
 
     String upstream = root.resolve(UPSTREAM_VALUES).toString();
+    // Values other than upstream's defaults reach every object that uses them.
+    List<JsonNode> moved = render(new Combo("upstream/moved", List.of("provider.name=istio", "bbr.name=llm-router",
+        "bbr.port=9100", "bbr.healthCheckPort=9101", "bbr.multiNamespace=true", "bbr.replicas=3",
+        "provider.istio.envoyFilter.operation=INSERT_AFTER",
+        "provider.istio.envoyFilter.anchorSubFilter=envoy.filters.http.ext_authz"), List.of(upstream)));
+    Deployment d = STRICT.treeToValue(only(moved, "Deployment"), Deployment.class);
+    assertThat(d.getMetadata().getName()).isEqualTo("bbr-llm-router");
+    assertThat(d.getSpec().getReplicas()).isEqualTo(3);
+    assertThat(d.getSpec().getTemplate().getSpec().getContainers().get(0).getArgs())
+        .contains("--grpc-port=9100", "--grpc-health-port=9101", "--all-namespaces");
+    Service svc = STRICT.treeToValue(only(moved, "Service"), Service.class);
+    assertThat(svc.getMetadata().getName()).isEqualTo("bbr-llm-router");
+    assertThat(svc.getSpec().getPorts()).extracting(ServicePort::getPort).contains(9100, 9101);
+    JsonNode filter = only(moved, "EnvoyFilter");
+    assertThat(filter.at(ef).asText()).isEqualTo("outbound|9100||bbr-llm-router." + NS + ".svc.cluster.local");
+    assertThat(filter.at("/spec/configPatches/0/patch/operation").asText()).isEqualTo("INSERT_AFTER");
+    assertThat(filter.at("/spec/configPatches/0/match/listener/filterChain/filter/subFilter/name").asText())
+        .isEqualTo("envoy.filters.http.ext_authz");
+    assertThat(only(moved, "ClusterRole").at("/metadata/name").asText()).isEqualTo(NS + "-bbr-llm-router");
+
     // Our key and its upstream name must agree (a default of ours gives way).
     expectFailure(upstream, List.of("replicaCount=3"), "bbr.replicas=1 contradicts replicaCount=3");
     expectFailure(upstream, List.of("image.repository=registry.example/bbr"), "contradicts image.repository");
