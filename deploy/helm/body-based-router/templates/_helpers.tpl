@@ -1,10 +1,12 @@
 {{/* Chart name. */}}
 {{- define "bbr.name" -}}
+{{- include "bbr.upstreamValues" . -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/* Fully qualified name: the Service, Deployment, ServiceAccount and RBAC objects use it. */}}
 {{- define "bbr.fullname" -}}
+{{- include "bbr.upstreamValues" . -}}
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
@@ -115,6 +117,7 @@ Call with (dict "root" $ "model" $model).
 
 {{/* Fails on settings the schema cannot express. */}}
 {{- define "bbr.validate" -}}
+{{- include "bbr.upstreamValues" . -}}
 {{- if and .Values.allNamespaces .Values.allowlist.namespace -}}
 {{- fail "allowlist.namespace and allNamespaces are exclusive (the router rejects --namespace with --all-namespaces)" -}}
 {{- end -}}
@@ -152,5 +155,93 @@ Call with (dict "root" $ "model" $model).
 {{- fail (printf "models: %q and %q map to the same object name %s" (get $seen $n) .name $n) -}}
 {{- end -}}
 {{- $_ := set $seen $n .name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Values of the upstream chart (gateway-api-inference-extension config/charts/body-based-routing),
+so that its values file installs this chart unchanged. Each one given is copied onto this chart's
+equivalent (README, "Upstream chart values"); that equivalent must be at its default or equal,
+else the render fails. This writes into .Values, idempotently, so that every template reads the
+mapped value: the name helpers and bbr.validate call it first, and so does every template that
+reads a mapped value before calling them.
+*/}}
+{{- define "bbr.upstreamValues" -}}
+{{- $v := .Values -}}
+{{- $b := $v.bbr | default dict -}}
+{{- $m := list
+  (list "bbr.name" $b "name" $v "nameOverride" "nameOverride" "")
+  (list "bbr.replicas" $b "replicas" $v "replicaCount" "replicaCount" 2)
+  (list "bbr.image.tag" ($b.image | default dict) "tag" $v.image "tag" "image.tag" "")
+  (list "bbr.image.pullPolicy" ($b.image | default dict) "pullPolicy" $v.image "pullPolicy" "image.pullPolicy" "IfNotPresent")
+  (list "bbr.port" $b "port" $v.ports "grpc" "ports.grpc" 9004)
+  (list "bbr.healthCheckPort" $b "healthCheckPort" $v.ports "health" "ports.health" 9005)
+  (list "bbr.multiNamespace" $b "multiNamespace" $v "allNamespaces" "allNamespaces" false)
+  (list "bbr.flags.v" ($b.flags | default dict) "v" $v.router "verbosity" "router.verbosity" 0)
+  (list "provider.istio.envoyFilter.operation" ($v.provider.istio.envoyFilter | default dict) "operation" $v.provider.istio "operation" "provider.istio.operation" "INSERT_FIRST")
+  (list "provider.istio.envoyFilter.anchorSubFilter" ($v.provider.istio.envoyFilter | default dict) "anchorSubFilter" $v.provider.istio "anchorSubFilter" "provider.istio.anchorSubFilter" "")
+-}}
+{{- $img := $b.image | default dict -}}
+{{- if hasKey $img "repository" -}}
+{{- $repo := $img.repository -}}
+{{- with $img.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}{{ end -}}
+{{- $m = append $m (list "bbr.image.registry/repository" (dict "x" $repo) "x" $v.image "repository" "image.repository" "") -}}
+{{- else if $img.registry -}}
+{{- fail "bbr.image.registry needs bbr.image.repository (the image is registry/repository); or set image.repository" -}}
+{{- end -}}
+{{- range $m -}}
+{{- $from := index . 1 -}}
+{{- $to := index . 3 -}}
+{{- if hasKey $from (index . 2) -}}
+{{- $new := get $from (index . 2) -}}
+{{- $cur := get $to (index . 4) -}}
+{{- $def := index . 6 -}}
+{{- if and (ne (toString $cur) (toString $def)) (ne (toString $cur) (toString $new)) -}}
+{{- fail (printf "%s=%v contradicts %s=%v: give one of them (%s is the upstream chart's name for %s)" (index . 0) $new (index . 5) $cur (index . 0) (index . 5)) -}}
+{{- end -}}
+{{- $_ := set $to (index . 4) $new -}}
+{{- end -}}
+{{- end -}}
+{{- /* Flags this chart renders from its own values: given in bbr.flags they would be given twice. */ -}}
+{{- $owned := dict "grpc-port" "ports.grpc (or bbr.port)" "grpc-health-port" "ports.health (or bbr.healthCheckPort)"
+  "metrics-port" "ports.metrics" "streaming" "router.streaming" "secure-serving" "tls.mode"
+  "cert-path" "tls.mode" "log-format" "router.logFormat" "namespace" "allowlist.namespace"
+  "all-namespaces" "allNamespaces (or bbr.multiNamespace)" "configmap-label" "allowlist.configMapLabels"
+  "unknown-model" "router.unknownModel" "missing-model" "router.missingModel"
+  "max-buffered-bytes" "router.maxBufferedBytes" "max-buffered-bytes-total" "router.maxBufferedBytesTotal"
+  "body-timeout" "router.bodyTimeout" "drain-timeout" "router.drainTimeoutSeconds"
+  "shutdown-delay" "router.shutdownDelaySeconds" "max-concurrent-streams" "router.maxConcurrentStreams"
+  "tracing" "bbr.tracing.enabled" "plugin" "bbr.plugins" -}}
+{{- range $flag, $_ := $b.flags -}}
+{{- if hasKey $owned $flag -}}
+{{- fail (printf "bbr.flags.%s: this chart renders --%s from %s; set that instead" $flag $flag (get $owned $flag)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+One line per upstream chart value given that has an equivalent here (README, "Upstream chart
+values"); bbr.plugins and bbr.tracing have none and print nothing.
+*/}}
+{{- define "bbr.upstreamNotes" -}}
+{{- $b := .Values.bbr | default dict -}}
+{{- $img := $b.image | default dict -}}
+{{- $ef := .Values.provider.istio.envoyFilter | default dict -}}
+{{- $lines := list -}}
+{{- range $key, $ours := dict "name" "nameOverride" "replicas" "replicaCount" "port" "ports.grpc" "healthCheckPort" "ports.health" "multiNamespace" "allNamespaces" -}}
+{{- if hasKey $b $key }}{{ $lines = append $lines (printf "bbr.%s is deprecated: use %s" $key $ours) }}{{ end -}}
+{{- end -}}
+{{- range $key, $ours := dict "registry" "image.repository (registry/repository)" "repository" "image.repository" "tag" "image.tag" "pullPolicy" "image.pullPolicy" -}}
+{{- if hasKey $img $key }}{{ $lines = append $lines (printf "bbr.image.%s is deprecated: use %s" $key $ours) }}{{ end -}}
+{{- end -}}
+{{- range $flag, $value := $b.flags -}}
+{{- if eq $flag "v" }}{{ $lines = append $lines "bbr.flags.v is deprecated: use router.verbosity" }}
+{{- else }}{{ $lines = append $lines (printf "bbr.flags.%s is deprecated: use router.extraArgs (--%s=%v)" $flag $flag $value) }}{{ end -}}
+{{- end -}}
+{{- range $key := list "operation" "anchorSubFilter" -}}
+{{- if hasKey $ef $key }}{{ $lines = append $lines (printf "provider.istio.envoyFilter.%s is deprecated: use provider.istio.%s" $key $key) }}{{ end -}}
+{{- end -}}
+{{- range $lines }}
+   {{ . }}
 {{- end -}}
 {{- end -}}

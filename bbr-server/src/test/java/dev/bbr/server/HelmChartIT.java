@@ -95,6 +95,10 @@ class HelmChartIT {
 
   /** The chart publishes no image: every rendering names one, as a user must. */
   static final String IMAGE = "image.repository=registry.example/llm/body-based-router";
+  /** Every value of the upstream chart v1.5.0 at its default (written here, not copied). */
+  static final String UPSTREAM_VALUES = "bbr-server/src/test/resources/chart/upstream-v1.5.0-values.yaml";
+  /** Layered over UPSTREAM_VALUES: tracing on, all namespaces. */
+  static final String UPSTREAM_TRACING = "bbr-server/src/test/resources/chart/upstream-tracing-all-namespaces.yaml";
   /** The proxy-only subnet a GKE NetworkPolicy needs. */
   static final String GKE_PROXY_SUBNET = "networkPolicy.gateway.extraFrom[0].ipBlock.cidr=10.129.0.0/23";
 
@@ -135,10 +139,22 @@ class HelmChartIT {
     Files.writeString(certDir.resolve("tls.key"), "placeholder");
   }
 
-  /** One rendering: a label and its --set values and -f files. */
-  record Combo(String label, List<String> sets, List<String> files) {
+  /**
+   * One rendering: a label, its --set values and -f files, and what the files imply for {@link
+   * #check} in this chart's keys (an upstream values file's bbr.multiNamespace is allNamespaces).
+   */
+  record Combo(String label, List<String> sets, List<String> files, Map<String, String> implied) {
+    Combo(String label, List<String> sets, List<String> files) {
+      this(label, sets, files, Map.of());
+    }
+
+    /** Values of the upstream chart: they name their own image. */
+    boolean upstream() {
+      return label.startsWith("upstream/");
+    }
+
     Map<String, String> setMap() {
-      Map<String, String> m = new HashMap<>();
+      Map<String, String> m = new HashMap<>(implied);
       for (String s : sets) {
         int eq = s.indexOf('=');
         m.put(s.substring(0, eq), s.substring(eq + 1));
@@ -206,6 +222,166 @@ class HelmChartIT {
         combos.stream().map(Combo::label).toList(), kindsSeen);
   }
 
+  @Test
+  void upstreamValues_renderAsUpstreamDoes() throws Exception {
+    String ef = "/spec/configPatches/0/patch/value/typed_config/grpc_service/envoy_grpc/cluster_name";
+    for (Combo c : combos(root).stream().filter(Combo::upstream).toList()) {
+      List<JsonNode> docs = render(c);
+      boolean tracing = c.label().contains("tracing");
+      Deployment d = STRICT.treeToValue(only(docs, "Deployment"), Deployment.class);
+      assertThat(d.getMetadata().getName()).as(c.label()).isEqualTo("bbr-body-based-router");
+      assertThat(d.getSpec().getReplicas()).as(c.label() + " bbr.replicas").isEqualTo(1);
+      Container router = d.getSpec().getTemplate().getSpec().getContainers().get(0);
+      assertThat(router.getImage()).isEqualTo("registry.k8s.io/gateway-api-inference-extension/bbr:v1.5.0");
+      assertThat(router.getImagePullPolicy()).isEqualTo("Always");
+      assertThat(router.getPorts()).extracting(p -> p.getName() + ":" + p.getContainerPort())
+          .contains("grpc:9004", "health:9005");
+      String args = String.join(" ", router.getArgs());
+      // bbr.flags and bbr.plugins as the upstream chart renders them, each flag once.
+      assertThat(args).as(c.label()).contains("--v 3 --plugin "
+          + "body-field-to-header:model-extractor:{\"fieldName\":\"model\",\"headerName\":\"X-Gateway-Model-Name\"} "
+          + "--plugin base-model-to-header:base-model-mapper --tracing=" + tracing);
+      assertThat(router.getArgs()).filteredOn(a -> a.matches("--?v(=.*)?")).containsExactly("--v");
+      assertThat(router.getArgs()).filteredOn(a -> a.startsWith("--tracing")).hasSize(1);
+      assertThat(router.getArgs()).filteredOn(a -> a.startsWith("--streaming")).containsExactly("--streaming=true");
+      assertThat(router.getArgs().contains("--all-namespaces")).isEqualTo(tracing);
+      Map<String, EnvVar> env = new LinkedHashMap<>();
+      router.getEnv().forEach(e -> env.put(e.getName(), e));
+      if (tracing) {
+        assertThat(env.get("OTEL_SERVICE_NAME").getValue()).isEqualTo("llm-gateway/bbr");
+        assertThat(env.get("OTEL_EXPORTER_OTLP_ENDPOINT").getValue()).isEqualTo("http://otel-collector.observability:4317");
+        assertThat(env.get("OTEL_TRACES_SAMPLER").getValue()).isEqualTo("traceidratio");
+        assertThat(env.get("OTEL_TRACES_SAMPLER_ARG").getValue()).isEqualTo("0.25");
+        assertThat(env.get("OTEL_TRACES_EXPORTER").getValue()).isEqualTo("otlp");
+        assertThat(env.get("OTEL_RESOURCE_ATTRIBUTES_NODE_NAME").getValueFrom().getFieldRef().getFieldPath())
+            .isEqualTo("spec.nodeName");
+        assertThat(env.get("OTEL_RESOURCE_ATTRIBUTES_POD_NAME").getValueFrom().getFieldRef().getFieldPath())
+            .isEqualTo("metadata.name");
+        // $(VAR) expands only variables defined before it.
+        assertThat(new ArrayList<>(env.keySet()).subList(0, 5)).containsExactly("NAMESPACE", "OTEL_SERVICE_NAME",
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_RESOURCE_ATTRIBUTES_NODE_NAME", "OTEL_RESOURCE_ATTRIBUTES_POD_NAME");
+        assertThat(env.get("OTEL_RESOURCE_ATTRIBUTES").getValue()).isEqualTo("k8s.namespace.name=$(NAMESPACE),"
+            + "k8s.node.name=$(OTEL_RESOURCE_ATTRIBUTES_NODE_NAME),k8s.pod.name=$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)");
+      } else {
+        assertThat(env.keySet()).noneMatch(k -> k.startsWith("OTEL_"));
+      }
+      String provider = c.setMap().get("provider.name");
+      if (provider.equals("istio")) {
+        JsonNode filter = only(docs, "EnvoyFilter");
+        assertThat(filter.at("/metadata/name").asText()).isEqualTo("bbr-body-based-router");
+        assertThat(filter.at("/spec/configPatches/0/patch/operation").asText()).isEqualTo("INSERT_FIRST");
+        assertThat(filter.at(ef).asText()).isEqualTo("outbound|9004||bbr-body-based-router." + NS + ".svc.cluster.local");
+      } else if (provider.equals("gke")) {
+        JsonNode ext = only(docs, "GCPRoutingExtension");
+        assertThat(ext.at("/spec/targetRefs/0/name").asText()).isEqualTo("inference-gateway");
+        assertThat(ext.at("/spec/extensionChains/0/extensions/0/backendRef/name").asText())
+            .isEqualTo("bbr-body-based-router");
+        assertThat(only(docs, "HealthCheckPolicy").at("/metadata/name").asText()).isEqualTo("bbr-body-based-router");
+      }
+
+      // Beside the upstream chart's own rendering of the same file (another release), no object
+      // shares a kind, namespace and name: both can be installed at once.
+      List<String> upstreamArgs = new ArrayList<>(List.of("template", "upstream", upstreamChart().toString(),
+          "-n", NS, "--set", "provider.name=" + provider));
+      c.files().forEach(f -> upstreamArgs.addAll(List.of("-f", f)));
+      Result theirs = helm(upstreamArgs.toArray(String[]::new));
+      assertThat(theirs.code).as("upstream chart: %s", theirs.out).isZero();
+      Set<String> ours = ids(docs);
+      Set<String> upstreamIds = ids(parse(theirs.stdout));
+      assertThat(upstreamIds).as(c.label() + ": upstream's objects").isNotEmpty();
+      assertThat(ours).as(c.label() + ": our objects beside upstream's " + upstreamIds)
+          .doesNotContainAnyElementsOf(upstreamIds);
+    }
+
+    String upstream = root.resolve(UPSTREAM_VALUES).toString();
+    // Values other than upstream's defaults reach every object that uses them.
+    List<JsonNode> moved = render(new Combo("upstream/moved", List.of("provider.name=istio", "bbr.name=llm-router",
+        "bbr.port=9100", "bbr.healthCheckPort=9101", "bbr.multiNamespace=true", "bbr.replicas=3",
+        "provider.istio.envoyFilter.operation=INSERT_AFTER",
+        "provider.istio.envoyFilter.anchorSubFilter=envoy.filters.http.ext_authz"), List.of(upstream)));
+    Deployment d = STRICT.treeToValue(only(moved, "Deployment"), Deployment.class);
+    assertThat(d.getMetadata().getName()).isEqualTo("bbr-llm-router");
+    assertThat(d.getSpec().getReplicas()).isEqualTo(3);
+    assertThat(d.getSpec().getTemplate().getSpec().getContainers().get(0).getArgs())
+        .contains("--grpc-port=9100", "--grpc-health-port=9101", "--all-namespaces");
+    Service svc = STRICT.treeToValue(only(moved, "Service"), Service.class);
+    assertThat(svc.getMetadata().getName()).isEqualTo("bbr-llm-router");
+    assertThat(svc.getSpec().getPorts()).extracting(ServicePort::getPort).contains(9100, 9101);
+    JsonNode filter = only(moved, "EnvoyFilter");
+    assertThat(filter.at(ef).asText()).isEqualTo("outbound|9100||bbr-llm-router." + NS + ".svc.cluster.local");
+    assertThat(filter.at("/spec/configPatches/0/patch/operation").asText()).isEqualTo("INSERT_AFTER");
+    assertThat(filter.at("/spec/configPatches/0/match/listener/filterChain/filter/subFilter/name").asText())
+        .isEqualTo("envoy.filters.http.ext_authz");
+    assertThat(only(moved, "ClusterRole").at("/metadata/name").asText()).isEqualTo(NS + "-bbr-llm-router");
+
+    // Our key and its upstream name must agree (a default of ours gives way).
+    expectFailure(upstream, List.of("replicaCount=3"), "bbr.replicas=1 contradicts replicaCount=3");
+    expectFailure(upstream, List.of("image.repository=registry.example/bbr"), "contradicts image.repository");
+    expectFailure(upstream, List.of("provider.istio.operation=INSERT_AFTER", "provider.istio.anchorSubFilter=x"),
+        "contradicts provider.istio.operation");
+    expectFailure(upstream, List.of("bbr.flags.secure-serving=false"), "set that instead");
+    expectFailure(upstream, List.of("bbr.flags.v=x"), "/bbr/flags/v");
+    expectFailure(upstream, List.of("bbr.plugins[0].nmae=x"), "nmae");
+    expectFailure(upstream, List.of("bbr.replicas=abc"), "/bbr/replicas");
+    expectFailure(upstream, List.of("bbr.tracing.enabled=yes"), "/bbr/tracing/enabled");
+    expectFailure(null, List.of("bbr.image.registry=r.example"), "needs bbr.image.repository");
+    // Equal values are no contradiction.
+    List<String> both = new ArrayList<>(List.of("template", RELEASE, chart.toString(), "-n", NS,
+        "--kube-version", KUBE_VERSION, "-f", upstream, "--set", "replicaCount=1", "--set", "ports.grpc=9004",
+        "--set", "image.repository=registry.k8s.io/gateway-api-inference-extension/bbr", "--set", "router.verbosity=3"));
+    assertThat(helm(both.toArray(String[]::new)).code).isZero();
+  }
+
+  @Test
+  void attachToGatewayFalse_rendersAllButTheGatewayExtension() throws Exception {
+    Map<String, List<String>> kept = Map.of("gke", List.of("HealthCheckPolicy"), "istio", List.of("DestinationRule"),
+        "envoy-gateway", List.of("BackendTLSPolicy", "HTTPRouteFilter"));
+    Map<String, String> extension = Map.of("gke", "GCPRoutingExtension", "istio", "EnvoyFilter",
+        "envoy-gateway", "EnvoyExtensionPolicy");
+    for (String provider : extension.keySet()) {
+      List<String> sets = new ArrayList<>(List.of("provider.name=" + provider, "provider.attachToGateway=false"));
+      if (provider.equals("envoy-gateway")) {
+        sets.addAll(List.of("tls.mode=certManager", "tls.certManager.issuerRef.name=ca",
+            "provider.envoyGateway.caCertificateRefs[0]=bbr-ca"));
+      }
+      Set<String> kinds = new LinkedHashSet<>();
+      render(new Combo("detached/" + provider, sets, List.of())).forEach(d -> kinds.add(d.path("kind").asText()));
+      assertThat(kinds).as(provider).doesNotContain(extension.get(provider))
+          .contains("Deployment", "Service").containsAll(kept.get(provider));
+    }
+  }
+
+  /**
+   * The upstream chart this one replaces, from the Go module cache ($GOMODCACHE, else
+   * $GOPATH/pkg/mod, else ~/go/pkg/mod).
+   */
+  static Path upstreamChart() {
+    String cache = System.getenv("GOMODCACHE");
+    if (cache == null || cache.isBlank()) {
+      String gopath = System.getenv("GOPATH");
+      cache = Path.of(gopath == null || gopath.isBlank() ? System.getProperty("user.home") + "/go" : gopath, "pkg/mod")
+          .toString();
+    }
+    Path dir = Path.of(cache, "sigs.k8s.io/gateway-api-inference-extension@v1.5.0/config/charts/body-based-routing");
+    if (!Files.isDirectory(dir)) {
+      fail(dir + " not found: go mod download sigs.k8s.io/gateway-api-inference-extension@v1.5.0");
+    }
+    return dir;
+  }
+
+  private static Set<String> ids(List<JsonNode> docs) {
+    Set<String> ids = new LinkedHashSet<>();
+    docs.forEach(d -> ids.add(d.path("kind").asText() + "/" + d.at("/metadata/namespace").asText(NS) + "/"
+        + d.at("/metadata/name").asText()));
+    return ids;
+  }
+
+  private static JsonNode only(List<JsonNode> docs, String kind) {
+    List<JsonNode> of = docs.stream().filter(d -> kind.equals(d.path("kind").asText())).toList();
+    assertThat(of).as("exactly one " + kind).hasSize(1);
+    return of.get(0);
+  }
+
   /**
    * Every rendering the chart supports that the tests cover: each provider x TLS mode with a mix
    * of the optional features, the wiring variants, and the pattern2 example values files.
@@ -243,6 +419,15 @@ class HelmChartIT {
       combos.add(new Combo("pattern2/values-" + p, List.of(),
           List.of(root.resolve("deploy/examples/pattern2/values-" + p + ".yaml").toString())));
     }
+    // An upstream chart values file, unchanged but for the provider.
+    String upstream = root.resolve(UPSTREAM_VALUES).toString();
+    for (String p : List.of("none", "istio", "gke")) {
+      combos.add(new Combo("upstream/" + p, List.of("provider.name=" + p), List.of(upstream)));
+    }
+    for (String p : List.of("istio", "gke")) {
+      combos.add(new Combo("upstream/tracing+allNs/" + p, List.of("provider.name=" + p),
+          List.of(upstream, root.resolve(UPSTREAM_TRACING).toString()), Map.of("allNamespaces", "true")));
+    }
 
     return combos;
   }
@@ -277,9 +462,12 @@ class HelmChartIT {
 
   // ---------------------------------------------------------------------------------------------
 
-  /** The helm flags that give a combination's values (the image first: the chart has none). */
+  /**
+   * The helm flags that give a combination's values (the image first: the chart has none; an
+   * upstream values file names one in bbr.image).
+   */
   static List<String> valueArgs(Combo c) {
-    List<String> args = new ArrayList<>(List.of("--set", IMAGE));
+    List<String> args = new ArrayList<>(c.upstream() ? List.of() : List.of("--set", IMAGE));
     for (String f : c.files) {
       args.add("-f");
       args.add(f);
@@ -297,8 +485,15 @@ class HelmChartIT {
     args.addAll(valueArgs(c));
     Result r = helm(args.toArray(String[]::new));
     assertThat(r.code).as("%s: helm template failed:\n%s", c.label, r.out).isZero();
+    List<JsonNode> docs = parse(r.stdout);
+    assertThat(docs).as(c.label).isNotEmpty();
+    return docs;
+  }
+
+  /** The non-empty documents of a multi-document YAML stream. */
+  static List<JsonNode> parse(String manifests) throws IOException {
     List<JsonNode> docs = new ArrayList<>();
-    try (MappingIterator<JsonNode> it = new YAMLMapper().readerFor(JsonNode.class).readValues(r.stdout)) {
+    try (MappingIterator<JsonNode> it = new YAMLMapper().readerFor(JsonNode.class).readValues(manifests)) {
       while (it.hasNext()) {
         JsonNode d = it.next();
         if (d != null && !d.isNull() && !d.isMissingNode() && !d.isEmpty()) {
@@ -306,7 +501,6 @@ class HelmChartIT {
         }
       }
     }
-    assertThat(docs).as(c.label).isNotEmpty();
     return docs;
   }
 
@@ -337,10 +531,10 @@ class HelmChartIT {
         noAdditionalProperties(typed, where, new IdentityHashMap<>());
       }
     }
-    String provider = c.files.isEmpty() ? set.get("provider.name")
-        : new YAMLMapper().readTree(Path.of(c.files.get(0)).toFile()).path("provider").path("name").asText();
-    String tlsMode = c.files.isEmpty() ? set.get("tls.mode")
-        : new YAMLMapper().readTree(Path.of(c.files.get(0)).toFile()).path("tls").path("mode").asText("selfSigned");
+    JsonNode file = c.files.isEmpty() ? new ObjectMapper().createObjectNode()
+        : new YAMLMapper().readTree(Path.of(c.files.get(0)).toFile());
+    String provider = set.getOrDefault("provider.name", file.at("/provider/name").asText());
+    String tlsMode = set.getOrDefault("tls.mode", file.at("/tls/mode").asText("selfSigned"));
     boolean tls = !"disabled".equals(tlsMode);
     boolean allNs = "true".equals(set.get("allNamespaces"));
 
@@ -350,8 +544,17 @@ class HelmChartIT {
     Container container = pod.getContainers().get(0);
     List<String> args = new ArrayList<>();
     boolean certPath = false;
-    for (String a : container.getArgs()) {
-      if (a.equals("--cert-path=" + CERT_DIR)) {
+    if (!c.upstream()) {
+      assertThat(container.getArgs()).as(c.label + ": upstream's flags only from upstream's values")
+          .noneMatch(a -> a.startsWith("--plugin") || a.startsWith("--tracing") || a.startsWith("--v"));
+    }
+    for (int i = 0; i < container.getArgs().size(); i++) {
+      String a = container.getArgs().get(i);
+      if (a.equals("--plugin")) {
+        // Not parsed: the router's --plugin lands separately; upstreamValues_renderAsUpstreamDoes
+        // checks these arguments.
+        i++;
+      } else if (a.equals("--cert-path=" + CERT_DIR)) {
         certPath = true;
         args.add("--cert-path=" + certDir);
       } else {
@@ -540,7 +743,7 @@ class HelmChartIT {
     }
 
     // --- Provider wiring.
-    String gateway = c.files.isEmpty() ? "inference-gateway" : "infra-pattern1-inference-gateway";
+    String gateway = file.at("/inferenceGateway/name").asText("inference-gateway");
     boolean responses = "true".equals(set.get("provider.sendResponseEvents"));
     Set<String> providerKinds = Set.of("GCPRoutingExtension", "HealthCheckPolicy", "EnvoyFilter",
         "DestinationRule", "EnvoyExtensionPolicy", "BackendTLSPolicy", "ReferenceGrant", "HTTPRouteFilter");
@@ -692,8 +895,14 @@ class HelmChartIT {
   }
 
   private static void expectFailure(List<String> sets, String mention) throws Exception {
+    expectFailure(null, sets, mention);
+  }
+
+  /** Like {@link #expectFailure(List, String)}, over an upstream values file (its image, not ours). */
+  private static void expectFailure(String upstreamValues, List<String> sets, String mention) throws Exception {
     List<String> args = new ArrayList<>(List.of("template", RELEASE, chart.toString(), "-n", NS,
-        "--kube-version", KUBE_VERSION, "--set", IMAGE));
+        "--kube-version", KUBE_VERSION));
+    args.addAll(upstreamValues == null ? List.of("--set", IMAGE) : List.of("-f", upstreamValues));
     for (String s : sets) {
       args.add("--set");
       args.add(s);
