@@ -550,11 +550,7 @@ class HelmChartIT {
     }
     for (int i = 0; i < container.getArgs().size(); i++) {
       String a = container.getArgs().get(i);
-      if (a.equals("--plugin")) {
-        // Not parsed: the router's --plugin lands separately; upstreamValues_renderAsUpstreamDoes
-        // checks these arguments.
-        i++;
-      } else if (a.equals("--cert-path=" + CERT_DIR)) {
+      if (a.equals("--cert-path=" + CERT_DIR)) {
         certPath = true;
         args.add("--cert-path=" + certDir);
       } else {
@@ -586,6 +582,8 @@ class HelmChartIT {
       assertThat(options.allowlist().namespace()).isEqualTo(set.getOrDefault("allowlist.namespace", NS));
     }
     assertThat(options.allowlist().configMapLabels()).contains(ConfigMapParser.MANAGED_LABEL + "=true");
+    assertThat(options.headers()).as(c.label + ": --plugin, upstream's default pair or none")
+        .isEqualTo(dev.bbr.server.config.HeaderPlan.DEFAULT);
     assertThat(env.get("JAVA_TOOL_OPTIONS")).contains("-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError");
     assertThat(container.getResources().getLimits()).as(c.label + " memory limit").containsKey("memory");
     assertThat(pod.getTerminationGracePeriodSeconds()).as(c.label + " grace period")
