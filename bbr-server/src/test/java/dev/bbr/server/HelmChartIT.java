@@ -584,7 +584,10 @@ class HelmChartIT {
     assertThat(options.allowlist().configMapLabels()).contains(ConfigMapParser.MANAGED_LABEL + "=true");
     assertThat(options.headers()).as(c.label + ": --plugin, upstream's default pair or none")
         .isEqualTo(dev.bbr.server.config.HeaderPlan.DEFAULT);
-    assertThat(env.get("JAVA_TOOL_OPTIONS")).contains("-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError");
+    assertThat(container.getCommand()).as(c.label + ": JVM options as arguments (no JAVA_TOOL_OPTIONS line)")
+        .containsExactly("java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError", "-jar",
+            "/app/bbr-server.jar");
+    assertThat(env).doesNotContainKey("JAVA_TOOL_OPTIONS");
     assertThat(container.getResources().getLimits()).as(c.label + " memory limit").containsKey("memory");
     assertThat(pod.getTerminationGracePeriodSeconds()).as(c.label + " grace period")
         .isGreaterThan(options.shutdownDelay().toSeconds() + options.drainTimeout().toSeconds())

@@ -44,7 +44,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * The container image built by {@code scripts/build-image.sh}, run with podman the way the chart's
  * Deployment runs it (provider none, default values): uid/gid 65532, read-only root filesystem with
  * a tmpfs {@code /tmp}, all capabilities dropped, no-new-privileges, the chart's container args
- * (TLS with a self-signed certificate, streaming) and {@code JAVA_TOOL_OPTIONS}; the allowlist
+ * (TLS with a self-signed certificate, streaming) and command (the JVM options); the allowlist
  * comes from {@code deploy/examples/allowlist} mounted read-only ({@code --allowlist-dir}) instead
  * of the API server. A real Envoy (TLS to the router) routes to two stub model pools.
  *
@@ -57,8 +57,9 @@ class ImageIT {
   static final String QWEN = EnvoyRoutingIT.QWEN;
   static final String PHI = EnvoyRoutingIT.PHI;
   static final String ALLOWLIST_IN_CONTAINER = "/etc/bbr/allowlist";
-  /** The chart's JAVA_TOOL_OPTIONS with the default jvm values. */
-  static final String JAVA_TOOL_OPTIONS = "-XX:MaxRAMPercentage=75 -XX:+ExitOnOutOfMemoryError";
+  /** The chart's container command with the default jvm values. */
+  static final String CHART_COMMAND = "[\"java\", \"-XX:MaxRAMPercentage=75\", "
+      + "\"-XX:+ExitOnOutOfMemoryError\", \"-jar\", \"/app/bbr-server.jar\"]";
 
   private static final Duration READY_TIMEOUT = Duration.ofSeconds(90);
 
@@ -98,7 +99,7 @@ class ImageIT {
           "--security-opt=no-new-privileges",
           "--volume", allowlist + ":" + ALLOWLIST_IN_CONTAINER + ":ro",
           "--env", "NAMESPACE=default",
-          "--env", "JAVA_TOOL_OPTIONS=" + JAVA_TOOL_OPTIONS,
+          "--entrypoint", CHART_COMMAND,
           image));
       // deploy/helm/body-based-router/templates/deployment.yaml with values.yaml's defaults
       // (tls.mode selfSigned, allowlist.namespace ""), ports from the free ones, and
@@ -220,6 +221,18 @@ class ImageIT {
         .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
     assertThat(metrics.statusCode()).isEqualTo(200);
     assertThat(metrics.body()).contains("bbr_");
+  }
+
+  @Test
+  @DisplayName("every line the container prints is a JSON object: no JVM 'Picked up ...' line")
+  void logs_areJsonFromTheFirstLine() throws Exception {
+    Result logs = podman(List.of(podman, "logs", container));
+    List<String> lines = logs.out().lines().filter(line -> !line.isBlank()).toList();
+    assertThat(lines).as("the container's log").isNotEmpty();
+    com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+    for (String line : lines) {
+      assertThat(json.readTree(line).isObject()).as("a JSON object: %s", line).isTrue();
+    }
   }
 
   // ---- helpers ----
