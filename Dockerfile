@@ -39,5 +39,7 @@ USER 65532:65532
 EXPOSE 9004 9005 9090
 # Heap from the container's memory limit; exit (and be restarted) rather than limp on OOM. Given
 # as arguments, not JAVA_TOOL_OPTIONS, whose "Picked up ..." line would break the first line of
-# every JSON log. The chart passes the same command with its jvm values.
-ENTRYPOINT ["java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError", "-jar", "/app/bbr-server.jar"]
+# every JSON log; --sun-misc-unsafe-memory-access=allow (JDK 23+) likewise keeps protobuf's and
+# Netty's use of sun.misc.Unsafe from printing "WARNING: A terminally deprecated method" lines.
+# The chart passes the same command with its jvm values.
+ENTRYPOINT ["java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError", "--sun-misc-unsafe-memory-access=allow", "-jar", "/app/bbr-server.jar"]

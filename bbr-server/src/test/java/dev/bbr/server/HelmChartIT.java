@@ -585,8 +585,8 @@ class HelmChartIT {
     assertThat(options.headers()).as(c.label + ": --plugin, upstream's default pair or none")
         .isEqualTo(dev.bbr.server.config.HeaderPlan.DEFAULT);
     assertThat(container.getCommand()).as(c.label + ": JVM options as arguments (no JAVA_TOOL_OPTIONS line)")
-        .containsExactly("java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError", "-jar",
-            "/app/bbr-server.jar");
+        .containsExactly("java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError",
+            "--sun-misc-unsafe-memory-access=allow", "-jar", "/app/bbr-server.jar");
     assertThat(env).doesNotContainKey("JAVA_TOOL_OPTIONS");
     assertThat(container.getResources().getLimits()).as(c.label + " memory limit").containsKey("memory");
     assertThat(pod.getTerminationGracePeriodSeconds()).as(c.label + " grace period")

@@ -59,7 +59,8 @@ class ImageIT {
   static final String ALLOWLIST_IN_CONTAINER = "/etc/bbr/allowlist";
   /** The chart's container command with the default jvm values. */
   static final String CHART_COMMAND = "[\"java\", \"-XX:MaxRAMPercentage=75\", "
-      + "\"-XX:+ExitOnOutOfMemoryError\", \"-jar\", \"/app/bbr-server.jar\"]";
+      + "\"-XX:+ExitOnOutOfMemoryError\", \"--sun-misc-unsafe-memory-access=allow\", "
+      + "\"-jar\", \"/app/bbr-server.jar\"]";
 
   private static final Duration READY_TIMEOUT = Duration.ofSeconds(90);
 
@@ -231,6 +232,7 @@ class ImageIT {
     assertThat(lines).as("the container's log").isNotEmpty();
     com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
     for (String line : lines) {
+      assertThat(line).as("a JSON object per line; the log:%n%s", logs.out()).startsWith("{");
       assertThat(json.readTree(line).isObject()).as("a JSON object: %s", line).isTrue();
     }
   }
