@@ -211,7 +211,8 @@ reads a mapped value before calling them.
   "max-buffered-bytes" "router.maxBufferedBytes" "max-buffered-bytes-total" "router.maxBufferedBytesTotal"
   "body-timeout" "router.bodyTimeout" "drain-timeout" "router.drainTimeoutSeconds"
   "shutdown-delay" "router.shutdownDelaySeconds" "max-concurrent-streams" "router.maxConcurrentStreams"
-  "tracing" "bbr.tracing.enabled" "plugin" "bbr.plugins" -}}
+  "tracing" "bbr.tracing.enabled" "plugin" "bbr.plugins"
+  "metrics-endpoint-auth" "metrics.endpointAuth" -}}
 {{- range $flag, $_ := $b.flags -}}
 {{- if hasKey $owned $flag -}}
 {{- fail (printf "bbr.flags.%s: this chart renders --%s from %s; set that instead" $flag $flag (get $owned $flag)) -}}

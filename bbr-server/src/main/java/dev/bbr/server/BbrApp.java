@@ -13,6 +13,8 @@ import dev.bbr.server.extproc.RoutingPolicy;
 import dev.bbr.server.metrics.AllowlistMetrics;
 import dev.bbr.server.metrics.BuildInfo;
 import dev.bbr.server.metrics.JvmMetrics;
+import dev.bbr.server.metrics.KubernetesMetricsAccess;
+import dev.bbr.server.metrics.MetricsAccess;
 import dev.bbr.server.metrics.MetricsServer;
 import dev.bbr.server.metrics.RouterMetrics;
 import dev.bbr.server.tls.ReloadingKeyManager;
@@ -84,7 +86,8 @@ public final class BbrApp implements AutoCloseable {
   private final ReloadingKeyManager keyManager;
   private final Server extProcServer;
 
-  private BbrApp(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources)
+  private BbrApp(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources,
+      MetricsAccess metricsAccess)
       throws IOException {
     this.options = options;
     // What has been started so far, undone in reverse if a later step fails (a port in use, an
@@ -110,7 +113,7 @@ public final class BbrApp implements AutoCloseable {
       RouterMetrics metrics = new RouterMetrics(registry, BuildInfo.fromManifest(), budget);
       AllowlistMetrics.bind(registry, allowlist, allowlistSource::status, Clock.systemUTC(), Instant.now());
       metricsServer = MetricsServer.start(
-          options.metricsPort(), registry, allowlist, allowlistSource::status);
+          options.metricsPort(), registry, allowlist, allowlistSource::status, metricsAccess);
       started.push(metricsServer);
 
       health = new HealthStatusManager();
@@ -175,13 +178,24 @@ public final class BbrApp implements AutoCloseable {
     AllowlistSourceConfig source = options.allowlist();
     logger.info("allowlist source: {}", source.describe());
     if (!source.kubernetes()) {
+      if (options.metricsEndpointAuth()) {
+        // Decision 31: no API server to review tokens; the local run keeps its metrics readable.
+        logger.warn("--metrics-endpoint-auth: there is no API server without a cluster (allowlist "
+            + "from files), so the metrics port is open; pass --metrics-endpoint-auth=false to "
+            + "say so, or run with --kubeconfig to have scrapers' tokens reviewed");
+      }
       return start(options, holder -> new DirectoryAllowlistSource(source.directory(), holder));
     }
     KubernetesClient client = KubernetesClients.create(source);
     try {
       String namespace = KubernetesClients.namespace(source, client);
+      MetricsAccess access = options.metricsEndpointAuth()
+          ? new KubernetesMetricsAccess(client, System::currentTimeMillis) : MetricsAccess.OPEN;
+      logger.info("metrics port: {}", options.metricsEndpointAuth()
+          ? "bearer tokens reviewed by the API server (TokenReview, SubjectAccessReview)"
+          : "open (--metrics-endpoint-auth=false)");
       BbrApp app = start(options, holder ->
-          new KubernetesAllowlistSource(client, namespace, source.configMapLabels(), holder));
+          new KubernetesAllowlistSource(client, namespace, source.configMapLabels(), holder), access);
       app.ownedResources.add(client);
       return app;
     } catch (IOException | RuntimeException e) {
@@ -199,7 +213,17 @@ public final class BbrApp implements AutoCloseable {
    */
   public static BbrApp start(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources)
       throws IOException {
-    BbrApp app = new BbrApp(options, sources);
+    return start(options, sources, MetricsAccess.OPEN);
+  }
+
+  /**
+   * As {@link #start(BbrOptions, Function)}, with the metrics port's access control.
+   *
+   * @param metricsAccess who may read the metrics port
+   */
+  public static BbrApp start(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources,
+      MetricsAccess metricsAccess) throws IOException {
+    BbrApp app = new BbrApp(options, sources, metricsAccess);
     CompletionStage<Void> firstSync;
     try {
       firstSync = app.allowlistSource.start();

@@ -9,9 +9,14 @@ import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.Bo
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
@@ -58,7 +63,60 @@ class ChartRbacIT {
         "--namespace", NS, "--set", HelmChartIT.IMAGE, "--set", "tls.mode=disabled",
         "--set", "models[0].name=Qwen/Qwen2.5-3B-Instruct",
         "--set", "models[0].adapters[0]=qwen-sql-lora",
-        "--set", "models[1].name=microsoft/Phi-3-mini-4k-instruct");
+        "--set", "models[1].name=microsoft/Phi-3-mini-4k-instruct",
+        "--set", "metrics.readers[0].name=prometheus", "--set", "metrics.readers[0].namespace=" + NS);
+    // Scrapers for --metrics-endpoint-auth: one bound by the chart's readers value, one bound to
+    // the debug-reader ClusterRole by hand, one bound to nothing.
+    for (String sa : List.of("prometheus", "debugger", "nobody")) {
+      cluster.kubectl("-n", NS, "create", "serviceaccount", sa).orThrow();
+    }
+    cluster.kubectl("create", "clusterrolebinding", "debugger", "--clusterrole=" + NS + "-" + RELEASE
+        + "-body-based-router-debug-reader", "--serviceaccount=" + NS + ":debugger").orThrow();
+  }
+
+  private static String token(String serviceAccount) throws Exception {
+    return cluster.kubectl("-n", NS, "create", "token", serviceAccount, "--duration=1h")
+        .orThrow().trim();
+  }
+
+  private static int get(HttpClient client, int port, String path, String token) throws Exception {
+    HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+        .timeout(Duration.ofSeconds(20));
+    if (token != null) {
+      request.header("Authorization", "Bearer " + token);
+    }
+    return client.send(request.build(), HttpResponse.BodyHandlers.discarding()).statusCode();
+  }
+
+  @Test
+  void metricsPort_servesOnlyTokensTheApiServerAuthorises() throws Exception {
+    Path kubeconfig = serviceAccountKubeconfig();
+    String prometheus = token("prometheus");
+    String debugger = token("debugger");
+    String nobody = token("nobody");
+    HttpClient client = HttpClient.newHttpClient();
+    // The chart's args: --metrics-endpoint-auth=true is its default (and upstream's).
+    try (RouterProcess router = RouterProcess.start("router-metrics-auth", RouterProcess.jar(),
+        RouterProcess.Ports.free(), tmp.resolve("logs"),
+        List.of("--kubeconfig", kubeconfig.toString(), "--namespace", NS,
+            "--metrics-endpoint-auth=true"))) {
+      int port = router.metricsPort();
+      assertThat(get(client, port, "/metrics", prometheus)).as("bound to metrics-reader").isEqualTo(200);
+      assertThat(get(client, port, "/metrics", prometheus)).as("again, from the cache").isEqualTo(200);
+      assertThat(get(client, port, "/debug/allowlist", prometheus)).as("not a debug reader").isEqualTo(403);
+      assertThat(get(client, port, "/debug/allowlist", debugger)).isEqualTo(200);
+      assertThat(get(client, port, "/metrics", debugger)).isEqualTo(403);
+      assertThat(get(client, port, "/metrics", nobody)).as("bound to nothing").isEqualTo(403);
+      assertThat(get(client, port, "/metrics", null)).as("no token").isEqualTo(401);
+      assertThat(get(client, port, "/metrics", "not-a-token")).as("garbage").isEqualTo(401);
+      assertThat(router.logTail(200)).doesNotContain(prometheus, nobody, "not-a-token");
+    }
+    try (RouterProcess open = RouterProcess.start("router-metrics-open", RouterProcess.jar(),
+        RouterProcess.Ports.free(), tmp.resolve("logs"),
+        List.of("--kubeconfig", kubeconfig.toString(), "--namespace", NS,
+            "--metrics-endpoint-auth=false"))) {
+      assertThat(get(client, open.metricsPort(), "/metrics", null)).isEqualTo(200);
+    }
   }
 
   @AfterAll
@@ -142,6 +200,10 @@ class ChartRbacIT {
     assertThat(canI("list", "configmaps", OTHER_NS)).isFalse();
     assertThat(canI("list", "configmaps", "kube-system")).isFalse();
     assertThat(canI("list", "pods", NS)).isFalse();
+    // --metrics-endpoint-auth: reviews, and nothing else cluster-wide.
+    assertThat(canI("create", "tokenreviews.authentication.k8s.io", NS)).isTrue();
+    assertThat(canI("create", "subjectaccessreviews.authorization.k8s.io", NS)).isTrue();
+    assertThat(canI("list", "configmaps", "kube-system")).isFalse();
   }
 
   @Test

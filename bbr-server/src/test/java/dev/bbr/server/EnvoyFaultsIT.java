@@ -230,7 +230,8 @@ class EnvoyFaultsIT {
     }
     Path kubeconfig = writeKubeconfig(tmp.resolve("kubeconfig"), apiPort);
     RouterProcess router = track(RouterProcess.start("faults-api-router", jar, Ports.free(), logs,
-        List.of("--kubeconfig", kubeconfig.toString(), "--namespace", NAMESPACE)));
+        List.of("--kubeconfig", kubeconfig.toString(), "--namespace", NAMESPACE,
+            "--metrics-endpoint-auth=false"))); // the stub API server reviews no tokens
     envoy = track(EnvoyProcess.start("faults-api-envoy",
         envoyConfig("api", List.of(router.ports()), false), logs));
     awaitTrue("bbr_allowlist_watching 1 before the outage", 20_000,

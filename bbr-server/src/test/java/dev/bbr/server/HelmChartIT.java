@@ -376,8 +376,15 @@ class HelmChartIT {
     return ids;
   }
 
+  /** The ClusterRoles and bindings of --metrics-endpoint-auth (metrics-auth-rbac.yaml). */
+  private static boolean metricsAuth(JsonNode d) {
+    return d.path("kind").asText().startsWith("ClusterRole")
+        && d.at("/metadata/name").asText().matches(".*-(auth-reviews|metrics-reader|debug-reader)");
+  }
+
   private static JsonNode only(List<JsonNode> docs, String kind) {
-    List<JsonNode> of = docs.stream().filter(d -> kind.equals(d.path("kind").asText())).toList();
+    List<JsonNode> of = docs.stream()
+        .filter(d -> kind.equals(d.path("kind").asText()) && !metricsAuth(d)).toList();
     assertThat(of).as("exactly one " + kind).hasSize(1);
     return of.get(0);
   }
@@ -452,6 +459,11 @@ class HelmChartIT {
     sets.add("metrics.prometheusRule.enabled=" + monitoring);
     sets.add("networkPolicy.enabled=" + netpol);
     sets.add("autoscaling.enabled=" + hpa);
+    if (hpa) { // some combinations with --metrics-endpoint-auth off, the others with a reader
+      sets.add("metrics.endpointAuth=false");
+    } else if (monitoring) {
+      sets.addAll(List.of("metrics.readers[0].name=prometheus", "metrics.readers[0].namespace=monitoring"));
+    }
     if (models) {
       sets.addAll(TWO_MODELS);
     }
@@ -519,7 +531,8 @@ class HelmChartIT {
       assertThat(KNOWN_TYPES).as(where + " apiVersion/kind").contains(apiVersion + "/" + kind);
       assertThat(ids.add(kind + "/" + d.path("metadata").path("namespace").asText() + "/" + name))
           .as(where + " rendered twice").isTrue();
-      byKind.computeIfAbsent(kind, k -> new ArrayList<>()).add(d);
+      // The metrics port's RBAC (--metrics-endpoint-auth) is checked on its own below.
+      byKind.computeIfAbsent(metricsAuth(d) ? "metrics-auth " + kind : kind, k -> new ArrayList<>()).add(d);
       Class<?> type = TYPED.get(kind);
       if (type != null) {
         Object typed;
@@ -672,6 +685,29 @@ class HelmChartIT {
       assertThat(roleNode.at("/metadata/namespace").asText()).isEqualTo(options.allowlist().namespace());
     }
 
+    // --- --metrics-endpoint-auth: the router may create token and access reviews, nothing more;
+    // scrapers get /metrics and /debug/allowlist from two ClusterRoles.
+    boolean endpointAuth = !"false".equals(set.get("metrics.endpointAuth"));
+    assertThat(options.metricsEndpointAuth()).as(c.label + " --metrics-endpoint-auth").isEqualTo(endpointAuth);
+    List<JsonNode> authRoles = byKind.getOrDefault("metrics-auth ClusterRole", List.of());
+    if (!endpointAuth) {
+      assertThat(authRoles).as(c.label + ": no metrics-auth RBAC when it is off").isEmpty();
+    } else {
+      Map<String, String> rulesByRole = new HashMap<>();
+      for (JsonNode role : authRoles) {
+        String name = role.at("/metadata/name").asText();
+        rulesByRole.put(name.substring(name.lastIndexOf("-router-") + 8), role.at("/rules").toString());
+      }
+      assertThat(rulesByRole).as(c.label + " metrics-auth ClusterRoles").containsOnly(
+          Map.entry("auth-reviews", "[{\"apiGroups\":[\"authentication.k8s.io\"],\"resources\":[\"tokenreviews\"],"
+              + "\"verbs\":[\"create\"]},{\"apiGroups\":[\"authorization.k8s.io\"],"
+              + "\"resources\":[\"subjectaccessreviews\"],\"verbs\":[\"create\"]}]"),
+          Map.entry("metrics-reader", "[{\"nonResourceURLs\":[\"/metrics\"],\"verbs\":[\"get\"]}]"),
+          Map.entry("debug-reader", "[{\"nonResourceURLs\":[\"/debug/allowlist\"],\"verbs\":[\"get\"]}]"));
+      JsonNode reviews = byKind.get("metrics-auth ClusterRoleBinding").get(0);
+      assertThat(reviews.at("/subjects/0/name").asText()).isEqualTo(pod.getServiceAccountName());
+    }
+
     // --- Optional objects follow their switches.
     assertThat(byKind.containsKey("PodDisruptionBudget")).isTrue();
     boolean hpa = "true".equals(set.get("autoscaling.enabled"));
@@ -681,6 +717,9 @@ class HelmChartIT {
     assertThat(byKind.containsKey("ServiceMonitor")).isEqualTo(monitoring);
     assertThat(byKind.containsKey("PrometheusRule")).isEqualTo(monitoring);
     if (monitoring) {
+      assertThat(one(byKind, "ServiceMonitor", c).at("/spec/endpoints/0/bearerTokenFile").asText())
+          .as(c.label + ": the scraper presents its token when the port checks it")
+          .isEqualTo(endpointAuth ? "/var/run/secrets/kubernetes.io/serviceaccount/token" : "");
       JsonNode groups = one(byKind, "PrometheusRule", c).at("/spec/groups");
       assertThat(groups.size()).isPositive();
       String all = groups.toString();

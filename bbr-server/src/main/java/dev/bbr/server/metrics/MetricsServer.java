@@ -1,6 +1,7 @@
 package dev.bbr.server.metrics;
 
 import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpHandler;
 import com.sun.net.httpserver.HttpServer;
 import dev.bbr.allowlist.Allowlist;
 import dev.bbr.allowlist.SourceStatus;
@@ -14,9 +15,13 @@ import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
-/** The metrics port: {@code GET /metrics} (Prometheus text format) and {@code GET /debug/allowlist}. */
+/**
+ * The metrics port: {@code GET /metrics} (Prometheus text format) and {@code GET /debug/allowlist},
+ * every request first checked by {@link MetricsAccess} ({@code --metrics-endpoint-auth}).
+ */
 public final class MetricsServer implements AutoCloseable {
   private static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
   private static final String PROTOBUF = "application/vnd.google.protobuf";
@@ -39,22 +44,44 @@ public final class MetricsServer implements AutoCloseable {
       int port,
       PrometheusMeterRegistry registry,
       Supplier<Allowlist> allowlist,
-      Supplier<SourceStatus> status)
+      Supplier<SourceStatus> status,
+      MetricsAccess access)
       throws IOException {
     HttpServer server = HttpServer.create(new InetSocketAddress(port), 16);
-    server.createContext("/metrics", exchange -> scrape(exchange, registry));
-    server.createContext("/debug/allowlist", exchange -> respond(exchange, "application/json",
-        () -> AllowlistDebugView.render(allowlist.get(), status.get(), Instant.now())));
-    server.createContext("/", MetricsServer::notFound);
-    // One thread: scrapes are rare and must never compete with the request path.
-    ExecutorService executor = Executors.newSingleThreadExecutor(r -> {
-      Thread t = new Thread(r, "bbr-metrics-http");
+    server.createContext("/metrics", guarded(access, exchange -> scrape(exchange, registry)));
+    server.createContext("/debug/allowlist", guarded(access, exchange -> respond(exchange,
+        "application/json", () -> AllowlistDebugView.render(allowlist.get(), status.get(), Instant.now()))));
+    server.createContext("/", guarded(access, MetricsServer::notFound));
+    // Two threads: scrapes are rare and must never compete with the request path, and a token
+    // review waiting on the API server must not hold up every other scraper.
+    AtomicInteger threads = new AtomicInteger();
+    ExecutorService executor = Executors.newFixedThreadPool(2, r -> {
+      Thread t = new Thread(r, "bbr-metrics-http-" + threads.incrementAndGet());
       t.setDaemon(true);
       return t;
     });
     server.setExecutor(executor);
     server.start();
     return new MetricsServer(server, executor);
+  }
+
+  /** Answers 401, 403 or 503 unless {@code access} allows the request. */
+  private static HttpHandler guarded(MetricsAccess access, HttpHandler handler) {
+    return exchange -> {
+      MetricsAccess.Verdict verdict = access.check(
+          exchange.getRequestHeaders().getFirst("Authorization"),
+          exchange.getRequestURI().getPath(), exchange.getRequestMethod());
+      if (verdict == MetricsAccess.Verdict.ALLOWED) {
+        handler.handle(exchange);
+        return;
+      }
+      try (exchange) {
+        if (verdict == MetricsAccess.Verdict.UNAUTHENTICATED) {
+          exchange.getResponseHeaders().set("WWW-Authenticate", "Bearer");
+        }
+        exchange.sendResponseHeaders(verdict.status, -1);
+      }
+    };
   }
 
   /** Returns the bound port. */
