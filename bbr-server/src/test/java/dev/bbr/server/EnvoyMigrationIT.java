@@ -9,7 +9,6 @@ import static dev.bbr.server.EnvoyRoutingIT.QWEN_POOL;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.bbr.server.EnvoyRoutingIT.Body;
-import dev.bbr.server.EnvoyRoutingIT.Mode;
 import dev.bbr.server.testing.EnvoyProcess;
 import dev.bbr.server.testing.LoadDriver;
 import dev.bbr.server.testing.LoadDriver.Request;
@@ -31,28 +30,28 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.function.LongFunction;
 import java.util.stream.Collectors;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.extension.TestWatcher;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Moving Envoy's ext_proc cluster from router A to router B under load, through a real Envoy,
- * in the order the chart migration uses: B added beside A, then A removed, then A stopped with
+ * Moving Envoy's ext_proc cluster from router A to router B under load, through a real Envoy, in
+ * the order the chart migration uses: B added beside A, then A removed, then A stopped with
  * SIGTERM.
  *
- * <p>The ext_proc cluster {@code bbr} is an EDS cluster fed from a file ({@code
- * path_config_source} with a {@code watched_directory}): the test writes a new {@code
- * ClusterLoadAssignment} next to the directory and renames it in, and Envoy re-reads it at once.
- * The ext_proc filter is fail-closed ({@code failure_mode_allow: false}) on both listeners, {@code
- * streamed} (FULL_DUPLEX_STREAMED, the chart's mode) and {@code buffered}; routes match {@code
- * x-gateway-base-model-name} ({@link EnvoyRoutingIT#listener}). Six clients send chat completions
- * for two base models and one LoRA adapter of each, one request every 25 ms each.
+ * <p>The Envoy is {@link EnvoyFaultsIT}'s (listeners {@code streamed}, FULL_DUPLEX_STREAMED as the
+ * chart runs it, and {@code buffered}; ext_proc fail-closed, {@code failure_mode_allow: false};
+ * routes on {@code x-gateway-base-model-name}), except that the ext_proc cluster {@code bbr} is an
+ * EDS cluster fed from a file ({@code path_config_source} with a {@code watched_directory}): the
+ * test writes a new {@code ClusterLoadAssignment} beside the directory and renames it in, and
+ * Envoy re-reads it at once. Six clients send chat completions for two base models and one LoRA
+ * adapter of each, one request every 25 ms each.
  *
- * <p>Two negative controls use the same set-up and show that the zero-failure check can fail: the
- * wrong order (A removed before B is added) and A killed while it is the only endpoint.
+ * <p>Two negative controls on the same set-up show that the zero-failure check can fail: the
+ * wrong order (A removed a second before B is added) and A killed while it is the only endpoint.
  *
  * <p>Measured figures are printed as {@code [migration] ...} lines; docs/migration-envoy.md
  * records them.
@@ -61,79 +60,54 @@ import org.junit.jupiter.api.io.TempDir;
 class EnvoyMigrationIT {
   private static final int CLIENTS = 6;
   private static final long PERIOD_MILLIS = 25;
-  /** Requests to let through in each phase (about 2.5 s each at the rate above). */
+  /** Requests to let through in each phase (about 2.5 s at the rate above). */
   private static final int PHASE_REQUESTS = 600;
   private static final long PHASE_TIMEOUT_MILLIS = 30_000;
-  private static final String SUCCESSES = "bbr_success_total";
 
-  private static StubModelBackend qwen;
-  private static StubModelBackend phi;
-  private static Path logs;
-  private static Path jar;
+  /** What the running test started; its logs are printed if it fails. */
+  private Rig rig;
 
-  private final List<AutoCloseable> toClose = new ArrayList<>();
-  private final List<RouterProcess> routers = new ArrayList<>();
-  private EnvoyProcess envoy;
-
-  @BeforeAll
-  static void startPools() {
-    EnvoyProcess.findBinary();
-    jar = RouterProcess.jar();
-    logs = EnvoyRoutingIT.logDir();
-    qwen = StubModelBackend.start(0, QWEN_POOL);
-    phi = StubModelBackend.start(0, PHI_POOL);
-  }
-
-  @AfterAll
-  static void stopPools() {
-    phi.close();
-    qwen.close();
-  }
-
-  @AfterEach
-  void stopAll() throws Exception {
-    for (int i = toClose.size() - 1; i >= 0; i--) {
-      toClose.get(i).close();
+  @RegisterExtension
+  final TestWatcher printLogsOnFailure = new TestWatcher() {
+    @Override
+    public void testFailed(ExtensionContext context, Throwable cause) {
+      if (rig != null) {
+        System.out.println(context.getDisplayName() + " failed; log tails:\n" + rig.logTails());
+      }
     }
-  }
+  };
 
   @Test
   @DisplayName("B added beside A, A removed, A stopped with SIGTERM, all under load: zero failed or misrouted requests, and B serves everything after the switch")
   void addThenRemoveThenSigterm_failsNothing(@TempDir Path tmp) throws Exception {
-    Endpoints eds = new Endpoints(tmp);
-    RouterProcess a = startRouter("migration-a", tmp);
-    RouterProcess b = startRouter("migration-b", tmp);
-    eds.publish(a);
-    envoy = track(EnvoyProcess.start("migration-envoy", envoyConfig("migration", eds), logs));
-    LoadDriver load = track(LoadDriver.start(CLIENTS, PERIOD_MILLIS, chatMix(envoy)));
-    long origin = load.startedNanos();
-
-    try {
+    try (Rig rig = start(tmp, "migration", 2)) {
+      RouterProcess a = rig.routers.get(0);
+      RouterProcess b = rig.routers.get(1);
+      LoadDriver load = rig.load;
+      long origin = load.startedNanos();
       load.awaitMore(PHASE_REQUESTS, PHASE_TIMEOUT_MILLIS);
       double bBeforeAdd = successes(b);
 
       // Step 1: ours installed beside upstream.
       long addAt = System.nanoTime();
-      eds.publish(a, b);
-      awaitEndpoints(a, b);
+      rig.publish(a, b);
       long addedAt = System.nanoTime();
       load.awaitMore(PHASE_REQUESTS, PHASE_TIMEOUT_MILLIS);
       double aBeside = successes(a);
       double bBeside = successes(b);
 
-      // Step 2: the extension moved; A out of rotation, its open streams finish on it.
+      // Step 2: the extension moved. A is out of rotation; the streams open on it finish there.
       long removeAt = System.nanoTime();
-      eds.publish(b);
-      awaitEndpoints(b);
+      rig.publish(b);
       long removedAt = System.nanoTime();
-      EnvoyFaultsIT.awaitTrue("A's in-flight streams drained", 10_000,
+      EnvoyFaultsIT.awaitTrue("A's in-flight streams finished", 10_000,
           () -> a.metric("bbr_streams_in_flight") == 0.0);
       double aAtRemoval = successes(a);
       load.awaitMore(PHASE_REQUESTS, PHASE_TIMEOUT_MILLIS);
       double aAfterRemoval = successes(a);
       double bAfterRemoval = successes(b);
 
-      // Step 3: upstream uninstalled (SIGTERM; shutdown delay, then drain) while load continues.
+      // Step 3: upstream uninstalled (SIGTERM: shutdown delay, then drain) while load continues.
       long sigtermAt = System.nanoTime();
       int exit = a.terminate(Duration.ofSeconds(30));
       long exitedAt = System.nanoTime();
@@ -153,7 +127,7 @@ class EnvoyMigrationIT {
           millis(removedAt - removeAt), aAtRemoval, aAfterRemoval, PHASE_REQUESTS, exit,
           millis(exitedAt - sigtermAt), millis(addAt - origin), millis(removeAt - origin),
           millis(sigtermAt - origin), millis(exitedAt - origin), millis(stoppedAt - origin),
-          extProcStats());
+          rig.extProcStats());
 
       assertThat(failed).as("failed, misrouted or cut requests").isEmpty();
       assertThat(results.size()).as("requests").isGreaterThan(4 * PHASE_REQUESTS);
@@ -168,113 +142,124 @@ class EnvoyMigrationIT {
       assertThat(aAfterRemoval + bAtEnd).as("requests counted by A and B together")
           .isEqualTo(results.size());
       assertThat(exit).as("A's exit code after SIGTERM").isZero();
-    } catch (AssertionError | RuntimeException e) {
-      printLogs();
-      throw e;
     }
   }
 
   @Test
-  @DisplayName("negative control, the wrong order: A removed a second before B is added fails the requests sent in that gap, each with 500")
+  @DisplayName("negative control, the wrong order: A removed a second before B is added fails the requests sent in that gap, each with Envoy's 500")
   void removeBeforeAdd_failsRequests(@TempDir Path tmp) throws Exception {
-    Endpoints eds = new Endpoints(tmp);
-    RouterProcess a = startRouter("migration-gap-a", tmp);
-    RouterProcess b = startRouter("migration-gap-b", tmp);
-    eds.publish(a);
-    envoy = track(EnvoyProcess.start("migration-gap-envoy", envoyConfig("migration-gap", eds), logs));
-    LoadDriver load = track(LoadDriver.start(CLIENTS, PERIOD_MILLIS, chatMix(envoy)));
-
-    try {
-      load.awaitMore(PHASE_REQUESTS / 2, PHASE_TIMEOUT_MILLIS);
-      long removeAt = System.nanoTime();
-      eds.publish();
-      awaitEndpoints();
-      EnvoyProcess.sleep(1_000);
-      eds.publish(b);
-      awaitEndpoints(b);
-      long addedAt = System.nanoTime();
-      load.awaitMore(PHASE_REQUESTS / 2, PHASE_TIMEOUT_MILLIS);
-      List<Result> results = load.stop();
-
-      List<Result> failed = LoadDriver.unexpected(results, EnvoyMigrationIT::routedIntact);
-      System.out.printf(Locale.ROOT, "[migration] negative control, A removed %d ms before B added:"
-              + " %d requests, %d failed %s; Envoy: %s%n",
-          millis(addedAt - removeAt), results.size(), failed.size(), statuses(failed), extProcStats());
+    try (Rig rig = start(tmp, "migration-gap", 2)) {
+      List<Result> failed = failuresAround(rig, "A removed a second before B was added", () -> {
+        rig.publish();
+        EnvoyProcess.sleep(1_000);
+        rig.publish(rig.routers.get(1));
+      });
 
       assertThat(failed).as("requests failed by the gap").isNotEmpty()
           .allSatisfy(r -> assertThat(r.status()).as(r.toString()).isEqualTo(500));
-      assertThat(successes(b)).as("B's count after it was added").isPositive();
-    } catch (AssertionError | RuntimeException e) {
-      printLogs();
-      throw e;
+      assertThat(successes(rig.routers.get(1))).as("B's count after it was added").isPositive();
     }
   }
 
   @Test
   @DisplayName("negative control: SIGKILL of A while it is the only endpoint fails requests")
   void sigkillOfOnlyEndpoint_failsRequests(@TempDir Path tmp) throws Exception {
-    Endpoints eds = new Endpoints(tmp);
-    RouterProcess a = startRouter("migration-kill-a", tmp);
-    eds.publish(a);
-    envoy = track(EnvoyProcess.start("migration-kill-envoy", envoyConfig("migration-kill", eds), logs));
-    LoadDriver load = track(LoadDriver.start(CLIENTS, PERIOD_MILLIS, chatMix(envoy)));
+    try (Rig rig = start(tmp, "migration-kill", 1)) {
+      List<Result> failed = failuresAround(rig, "SIGKILL of the only endpoint",
+          () -> rig.routers.get(0).kill());
 
+      assertThat(failed).as("requests failed by the kill").hasSizeGreaterThan(PHASE_REQUESTS / 4);
+    }
+  }
+
+  /** Half a phase of load, then {@code fault}, then half a phase more; returns what failed. */
+  private static List<Result> failuresAround(Rig rig, String fault, Step step) throws Exception {
+    rig.load.awaitMore(PHASE_REQUESTS / 2, PHASE_TIMEOUT_MILLIS);
+    long faultAt = System.nanoTime();
+    step.run();
+    long doneAt = System.nanoTime();
+    rig.load.awaitMore(PHASE_REQUESTS / 2, PHASE_TIMEOUT_MILLIS);
+    List<Result> results = rig.load.stop();
+    List<Result> failed = LoadDriver.unexpected(results, EnvoyMigrationIT::routedIntact);
+    System.out.printf(Locale.ROOT, "[migration] negative control, %s (%d ms): %d requests,"
+            + " %d failed %s; Envoy: %s%n", fault, millis(doneAt - faultAt), results.size(),
+        failed.size(), statuses(failed), rig.extProcStats());
+    return failed;
+  }
+
+  @FunctionalInterface
+  private interface Step {
+    void run() throws Exception;
+  }
+
+  /**
+   * Starts two stub pools, {@code routers} routers ({@code <name>-a}, {@code <name>-b}) on one
+   * allowlist directory, an Envoy whose ext_proc endpoint is the first router, and the load.
+   */
+  private Rig start(Path tmp, String name, int routers) throws IOException {
+    rig = new Rig(tmp);
     try {
-      load.awaitMore(PHASE_REQUESTS / 2, PHASE_TIMEOUT_MILLIS);
-      a.kill();
-      load.awaitMore(CLIENTS * 10, PHASE_TIMEOUT_MILLIS);
-      List<Result> results = load.stop();
-
-      List<Result> failed = LoadDriver.unexpected(results, EnvoyMigrationIT::routedIntact);
-      System.out.printf(Locale.ROOT, "[migration] negative control, SIGKILL of the only endpoint:"
-          + " %d requests, %d failed %s%n", results.size(), failed.size(), statuses(failed));
-
-      assertThat(failed).as("requests failed by the kill").hasSizeGreaterThanOrEqualTo(CLIENTS * 10);
-    } catch (AssertionError | RuntimeException e) {
-      printLogs();
+      Path allowlist = EnvoyFaultsIT.allowlistDir(tmp);
+      StubModelBackend qwen = rig.track(StubModelBackend.start(0, QWEN_POOL));
+      StubModelBackend phi = rig.track(StubModelBackend.start(0, PHI_POOL));
+      for (int i = 0; i < routers; i++) {
+        // The chart's drain, with a shorter delay: no health check has to see the router go
+        // NOT_SERVING here, Envoy stops sending to it when its endpoint is removed.
+        rig.routers.add(rig.track(RouterProcess.start(name + "-" + (char) ('a' + i),
+            RouterProcess.jar(), Ports.free(), EnvoyRoutingIT.logDir(), List.of(
+                "--allowlist-dir", allowlist.toString(),
+                "--shutdown-delay", "2s",
+                "--drain-timeout", "10s",
+                "--metrics-endpoint-auth=false"))));
+      }
+      rig.writeEndpoints(rig.routers.get(0));
+      rig.envoy = rig.track(EnvoyProcess.start(name + "-envoy",
+          envoyConfig(name, rig.endpoints, qwen.port(), phi.port()), EnvoyRoutingIT.logDir()));
+      rig.load = rig.track(LoadDriver.start(CLIENTS, PERIOD_MILLIS, chatMix(rig.envoy)));
+      return rig;
+    } catch (IOException | RuntimeException | Error e) {
+      rig.close();
       throw e;
     }
   }
 
-  // ---- the set-up ----
-
-  /**
-   * A router on free ports serving the shared allowlist; it drains as the chart runs it (the
-   * delay is shorter than the chart's 5 s: no health check has to see it here, Envoy stops sending
-   * to it when its endpoint goes).
-   */
-  private RouterProcess startRouter(String name, Path tmp) throws IOException {
-    Path allowlist = tmp.resolve("allowlist");
-    if (!Files.isDirectory(allowlist)) {
-      EnvoyFaultsIT.allowlistDir(tmp);
-    }
-    return track(RouterProcess.start(name, jar, Ports.free(), logs, List.of(
-        "--allowlist-dir", allowlist.toString(),
-        "--shutdown-delay", "2s",
-        "--drain-timeout", "10s",
-        "--metrics-endpoint-auth=false")));
-  }
-
-  /**
-   * The endpoints of the ext_proc cluster, as a file-based EDS resource. {@link #publish} writes
-   * the new assignment outside the watched directory and renames it over the watched file: Envoy
-   * reacts to the move into the directory and never reads a half-written file.
-   */
-  private static final class Endpoints {
+  /** The processes of one test, its EDS file, and its load; closing stops them in reverse. */
+  private static final class Rig implements AutoCloseable {
+    private final List<AutoCloseable> open = new ArrayList<>();
     private final Path staging;
-    private final Path file;
+    final Path endpoints;
+    final List<RouterProcess> routers = new ArrayList<>();
+    EnvoyProcess envoy;
+    LoadDriver load;
     private int version;
 
-    Endpoints(Path tmp) throws IOException {
+    Rig(Path tmp) throws IOException {
       this.staging = tmp.resolve("bbr-eds.next.yaml");
-      this.file = Files.createDirectories(tmp.resolve("eds")).resolve("bbr-eds.yaml");
+      this.endpoints = Files.createDirectories(tmp.resolve("eds")).resolve("bbr-eds.yaml");
     }
 
-    Path file() {
-      return file;
+    <T extends AutoCloseable> T track(T resource) {
+      open.add(resource);
+      return resource;
     }
 
+    /** Makes {@code routers} the ext_proc endpoints and waits until Envoy has applied it. */
     void publish(RouterProcess... routers) throws IOException {
+      writeEndpoints(routers);
+      Set<Integer> expected = new TreeSet<>();
+      for (RouterProcess router : routers) {
+        expected.add(router.grpcPort());
+      }
+      EnvoyFaultsIT.awaitTrue("Envoy's bbr endpoints = " + expected, 10_000,
+          () -> expected.equals(bbrEndpoints()));
+    }
+
+    /**
+     * Writes the {@code ClusterLoadAssignment} outside the watched directory and renames it over
+     * the watched file: Envoy reacts to the move into the directory and never reads a half-written
+     * file.
+     */
+    void writeEndpoints(RouterProcess... routers) throws IOException {
       StringBuilder yaml = new StringBuilder()
           .append("version_info: \"").append(++version).append("\"\n")
           .append("resources:\n")
@@ -287,70 +272,71 @@ class EnvoyMigrationIT {
             .append(router.grpcPort()).append(" } } }\n");
       }
       Files.writeString(staging, yaml, StandardCharsets.UTF_8);
-      Files.move(staging, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      Files.move(staging, endpoints, StandardCopyOption.ATOMIC_MOVE,
+          StandardCopyOption.REPLACE_EXISTING);
     }
-  }
 
-  /** Waits until Envoy's {@code bbr} cluster has exactly the ext_proc ports of {@code routers}. */
-  private void awaitEndpoints(RouterProcess... routers) {
-    Set<Integer> expected = new TreeSet<>();
-    for (RouterProcess router : routers) {
-      expected.add(router.grpcPort());
+    /** The ext_proc ports of the hosts Envoy's {@code bbr} cluster has now. */
+    private Set<Integer> bbrEndpoints() {
+      String prefix = "bbr::127.0.0.1:";
+      return envoy.admin("/clusters").lines()
+          .filter(l -> l.startsWith(prefix) && l.contains("::cx_active::"))
+          .map(l -> Integer.parseInt(l.substring(prefix.length(), l.indexOf("::cx_active::"))))
+          .collect(Collectors.toCollection(TreeSet::new));
     }
-    EnvoyFaultsIT.awaitTrue("Envoy's bbr endpoints = " + expected, 10_000,
-        () -> expected.equals(bbrEndpoints()));
-  }
 
-  private Set<Integer> bbrEndpoints() {
-    return envoy.admin("/clusters").lines()
-        .filter(l -> l.startsWith("bbr::127.0.0.1:") && l.contains("::cx_active::"))
-        .map(l -> Integer.parseInt(l.substring("bbr::127.0.0.1:".length(), l.indexOf("::cx_active::"))))
-        .collect(Collectors.toCollection(TreeSet::new));
-  }
+    /** Envoy's ext_proc stream counters of both listeners, for the report. */
+    String extProcStats() {
+      return envoy.admin("/stats?filter=ext_proc%5C.streams_").lines()
+          .map(String::trim).collect(Collectors.joining(", "));
+    }
 
-  /** Envoy's ext_proc counters (both listeners), for the report. */
-  private String extProcStats() {
-    return envoy.admin("/stats?filter=ext_proc%5C.streams_").lines()
-        .map(String::trim).collect(Collectors.joining(", "));
+    String logTails() {
+      StringBuilder tails = new StringBuilder();
+      if (envoy != null) {
+        tails.append(envoy.logTails(30));
+      }
+      routers.forEach(r -> tails.append(r.logTail(40)));
+      return tails.toString();
+    }
+
+    @Override
+    public void close() {
+      for (int i = open.size() - 1; i >= 0; i--) {
+        try {
+          open.get(i).close();
+        } catch (Exception e) {
+          // keep stopping the others
+        }
+      }
+    }
   }
 
   /**
-   * Envoy with listeners {@code streamed} and {@code buffered} ({@link EnvoyRoutingIT#listener}),
-   * both sending ext_proc to cluster {@code bbr}, whose endpoints come from {@code eds}'s file.
+   * {@link EnvoyFaultsIT#envoyConfig}'s Envoy, its {@code bbr} cluster turned into an EDS cluster
+   * that reads its endpoints from {@code endpoints} and re-reads them whenever a file is moved
+   * into that file's directory. File-based xDS needs a node id and cluster.
    */
-  private static String envoyConfig(String name, Endpoints eds) {
-    return """
-        # Generated by EnvoyMigrationIT (%1$s).
-        node: { id: %1$s, cluster: bbr-it }   # required by file-based xDS
-        admin:
-          address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-        static_resources:
-          listeners:
-        %2$s
-        %3$s
-          clusters:
-          - name: bbr
-            type: EDS
-            connect_timeout: 1s
-            typed_extension_protocol_options:
-              envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-                "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-                explicit_http_config: { http2_protocol_options: {} }
-            eds_cluster_config:
-              service_name: bbr
-              eds_config:
-                resource_api_version: V3
-                path_config_source:
-                  path: %4$s
-                  watched_directory: { path: %5$s }
-        %6$s
-        %7$s
-        """.formatted(name,
-        EnvoyRoutingIT.listener("streamed", "bbr", EnvoyRoutingIT.processing(Mode.FULL_DUPLEX_STREAMED)),
-        EnvoyRoutingIT.listener("buffered", "bbr", EnvoyRoutingIT.processing(Mode.BUFFERED)),
-        eds.file(), eds.file().getParent(),
-        EnvoyRoutingIT.poolCluster("pool_qwen", qwen.port()),
-        EnvoyRoutingIT.poolCluster("pool_phi", phi.port()));
+  private static String envoyConfig(String name, Path endpoints, int qwenPort, int phiPort) {
+    String config = EnvoyFaultsIT.envoyConfig(name, List.of(), false, qwenPort, phiPort);
+    String staticBbr = "  - name: bbr\n    type: STATIC\n";
+    String staticEndpoints = "    load_assignment:\n      cluster_name: bbr\n      endpoints:\n"
+        + "      - lb_endpoints:\n";
+    if (!config.contains(staticBbr) || !config.contains(staticEndpoints)) {
+      throw new AssertionError("EnvoyFaultsIT.envoyConfig changed shape (expected: a STATIC"
+          + " cluster bbr with a load_assignment):\n" + config);
+    }
+    return "node: { id: " + name + ", cluster: bbr-it }\n" + config
+        .replace(staticBbr, "  - name: bbr\n    type: EDS\n")
+        .replace(staticEndpoints, """
+                eds_cluster_config:
+                  service_name: bbr
+                  eds_config:
+                    resource_api_version: V3
+                    path_config_source:
+                      path: %s
+                      watched_directory: { path: %s }
+            """.formatted(endpoints, endpoints.getParent()));
   }
 
   /**
@@ -378,28 +364,14 @@ class EnvoyMigrationIT {
     return EnvoyFaultsIT.routedCorrectly(r) && r.error() == null && r.echoedBytes() == r.sentBytes();
   }
 
+  /** The router's {@code bbr_success_total}: requests it routed (0 before its first). */
   private static double successes(RouterProcess router) {
-    double value = router.metric(SUCCESSES);
+    double value = router.metric("bbr_success_total");
     return Double.isNaN(value) ? 0 : value;
   }
 
   private static String kinds(List<Result> results) {
     return results.stream().collect(Collectors.groupingBy(Result::kind, TreeMap::new,
         Collectors.counting())).toString();
-  }
-
-  private <T extends AutoCloseable> T track(T resource) {
-    toClose.add(resource);
-    if (resource instanceof RouterProcess router) {
-      routers.add(router);
-    }
-    return resource;
-  }
-
-  private void printLogs() {
-    if (envoy != null) {
-      System.out.println(envoy.logTails(30));
-    }
-    routers.forEach(r -> System.out.println(r.logTail(40)));
   }
 }
