@@ -95,6 +95,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private String errorCode;
   private boolean finished;
   private boolean wantMore;
+  private RequestSpan span = RequestSpan.NONE;
 
   RouterStream(long id, ServerCallStreamObserver<ProcessingResponse> out, StreamContext context) {
     this.id = id;
@@ -209,6 +210,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     headersNanos = System.nanoTime();
     requestId = requestId(headers);
+    span = context.tracing().start(headers);
     if (headers.getEndOfStream()) {
       send(Responses.REQUEST_HEADERS_STRIP_ONLY); // no body: nothing to route on
       bodyDone(Outcome.NO_BODY);
@@ -617,6 +619,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       scanner.close();
     }
     finish(last, status);
+    span.end();
     context.events().streamClosed();
   }
 
@@ -626,9 +629,11 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     finished = true;
     outcome = last;
-    context.events().requestFinished(new RequestSummary(
+    RequestSummary summary = new RequestSummary(
         last, mode == null ? BodyMode.NONE : mode, status, baseModel, decisionNanos, bufferedBytes,
-        errorCode));
+        errorCode);
+    context.events().requestFinished(summary);
+    span.finished(summary, model);
     if (last.failed() && last != Outcome.CANCELLED) {
       // One line per refused request, with structured fields (JSON logs) that read as key=value
       // in text logs. The model only once validated; never a body byte.
