@@ -20,6 +20,7 @@ import dev.bbr.server.metrics.RouterMetrics;
 import dev.bbr.server.tls.ReloadingKeyManager;
 import dev.bbr.server.tls.SelfSignedCertificates;
 import dev.bbr.server.tls.ServerIdentity;
+import dev.bbr.server.tracing.Tracing;
 import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.grpc.Metadata;
@@ -84,6 +85,7 @@ public final class BbrApp implements AutoCloseable {
   private final Server healthServer;
   private final AllowlistSource allowlistSource;
   private final ReloadingKeyManager keyManager;
+  private final Tracing tracing;
   private final Server extProcServer;
 
   private BbrApp(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources,
@@ -110,7 +112,8 @@ public final class BbrApp implements AutoCloseable {
       allowlistSource = sources.apply(allowlist);
       started.push(allowlistSource);
       BodyBudget budget = new BodyBudget(options.maxBufferedBytesTotal());
-      RouterMetrics metrics = new RouterMetrics(registry, BuildInfo.fromManifest(), budget);
+      BuildInfo build = BuildInfo.fromManifest();
+      RouterMetrics metrics = new RouterMetrics(registry, build, budget);
       AllowlistMetrics.bind(registry, allowlist, allowlistSource::status, Clock.systemUTC(), Instant.now());
       metricsServer = MetricsServer.start(
           options.metricsPort(), registry, allowlist, allowlistSource::status, metricsAccess);
@@ -134,7 +137,10 @@ public final class BbrApp implements AutoCloseable {
           options.bodyTimeout(),
           new RoutingHeaders(options.headers().field(), options.headers().valueHeaders(),
               options.headers().baseModelHeader()));
-      ExtProcService service = new ExtProcService(allowlist, policy, budget, timer, metrics);
+      tracing = Tracing.start(options.tracing(), System.getenv(), build.ref());
+      started.push(tracing);
+      ExtProcService service =
+          new ExtProcService(allowlist, policy, budget, timer, metrics, tracing.requests());
       NettyServerBuilder extProc = NettyServerBuilder.forAddress(new InetSocketAddress(options.grpcPort()))
           .addService(ServerInterceptors.intercept(service, new RefuseUntilLoaded(loaded)))
           // Stream callbacks never block (no I/O, no locks held across calls): run them on the
@@ -311,6 +317,7 @@ public final class BbrApp implements AutoCloseable {
       }
       // Each step runs even if an earlier one failed.
       closeQuietly("ext_proc server", () -> stopServer(extProcServer));
+      closeQuietly("tracing", tracing); // after the last stream: its span is exported too
       if (keyManager != null) {
         closeQuietly("certificate watch", keyManager::stopWatching);
       }

@@ -33,7 +33,22 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
       BodyBudget budget,
       ScheduledExecutorService timer,
       RouterEvents events) {
-    this.context = new StreamContext(allowlist, policy, budget, timer, events);
+    this(allowlist, policy, budget, timer, events, RequestTracing.NONE);
+  }
+
+  /**
+   * Creates the service with tracing.
+   *
+   * @param tracing starts each request's span ({@link RequestTracing#NONE}: tracing off)
+   */
+  public ExtProcService(
+      Supplier<Allowlist> allowlist,
+      RoutingPolicy policy,
+      BodyBudget budget,
+      ScheduledExecutorService timer,
+      RouterEvents events,
+      RequestTracing tracing) {
+    this.context = new StreamContext(allowlist, policy, budget, timer, events, tracing);
   }
 
   @Override
@@ -48,5 +63,6 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
       RoutingPolicy policy,
       BodyBudget budget,
       ScheduledExecutorService timer,
-      RouterEvents events) {}
+      RouterEvents events,
+      RequestTracing tracing) {}
 }

@@ -94,6 +94,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private String errorCode;
   private boolean finished;
   private boolean wantMore;
+  private RequestSpan span = RequestSpan.NONE;
 
   RouterStream(long id, ServerCallStreamObserver<ProcessingResponse> out, StreamContext context) {
     this.id = id;
@@ -211,6 +212,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     headersNanos = System.nanoTime();
     requestId = requestId(headers);
+    span = context.tracing().start(headers);
     if (headers.getEndOfStream()) {
       send(context.policy().headers().headersStripOnly()); // no body: nothing to route on
       bodyDone(Outcome.NO_BODY);
@@ -685,6 +687,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       scanner.close();
     }
     finish(last, status);
+    span.end();
     context.events().streamClosed();
   }
 
@@ -694,9 +697,11 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     finished = true;
     outcome = last;
-    context.events().requestFinished(new RequestSummary(
+    RequestSummary summary = new RequestSummary(
         last, mode == null ? BodyMode.NONE : mode, status, baseModel, decisionNanos, bufferedBytes,
-        errorCode));
+        errorCode);
+    context.events().requestFinished(summary);
+    span.finished(summary, model);
     if (last.failed() && last != Outcome.CANCELLED) {
       // One line per refused request, with structured fields (JSON logs) that read as key=value
       // in text logs. The model only once validated; never a body byte.

@@ -22,6 +22,7 @@ import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -45,6 +46,7 @@ public final class RouterProcess implements AutoCloseable {
   private final String name;
   private final Path jar;
   private final List<String> flags;
+  private final Map<String, String> env;
   private final Process process;
   private final Path log;
   private final int grpcPort;
@@ -52,11 +54,12 @@ public final class RouterProcess implements AutoCloseable {
   private final int metricsPort;
   private final Thread reaper;
 
-  private RouterProcess(String name, Path jar, List<String> flags, Process process, Path log,
-      int[] ports, Thread reaper) {
+  private RouterProcess(String name, Path jar, List<String> flags, Map<String, String> env,
+      Process process, Path log, int[] ports, Thread reaper) {
     this.name = name;
     this.jar = jar;
     this.flags = flags;
+    this.env = env;
     this.process = process;
     this.log = log;
     this.grpcPort = ports[0];
@@ -118,6 +121,15 @@ public final class RouterProcess implements AutoCloseable {
    */
   public static RouterProcess start(
       String name, Path jar, Path allowlistDir, Path logDir, String... extraArgs) {
+    return start(name, jar, allowlistDir, logDir, Map.of(), extraArgs);
+  }
+
+  /**
+   * Starts the router with variables added to its environment (e.g. {@code OTEL_*}) and waits
+   * until it is SERVING; otherwise as {@link #start(String, Path, Path, Path, String...)}.
+   */
+  public static RouterProcess start(String name, Path jar, Path allowlistDir, Path logDir,
+      Map<String, String> env, String... extraArgs) {
     List<String> flags = new ArrayList<>(List.of("--allowlist-dir", allowlistDir.toString()));
     flags.addAll(List.of(extraArgs));
     AssertionError failure = null;
@@ -125,7 +137,7 @@ public final class RouterProcess implements AutoCloseable {
       try {
         Ports ports = Ports.free();
         return launch(name, jar, new int[] {ports.grpc(), ports.health(), ports.metrics()}, logDir,
-            flags, false);
+            flags, env, false);
       } catch (AssertionError e) {
         // A port picked by ServerSocket(0) may be taken again before the router binds it: retry
         // with fresh ports, but only for that failure.
@@ -145,7 +157,7 @@ public final class RouterProcess implements AutoCloseable {
    */
   public static RouterProcess start(
       String name, Path jar, Ports ports, Path logDir, List<String> flags) {
-    return startOnPorts(name, jar, ports, logDir, flags, false);
+    return startOnPorts(name, jar, ports, logDir, flags, Map.of(), false);
   }
 
   /**
@@ -153,7 +165,7 @@ public final class RouterProcess implements AutoCloseable {
    * one's) and waits until it is SERVING. This one should have exited.
    */
   public RouterProcess restart() {
-    return startOnPorts(name, jar, ports(), log.getParent(), flags, true);
+    return startOnPorts(name, jar, ports(), log.getParent(), flags, env, true);
   }
 
   private static boolean portInUse(AssertionError e) {
@@ -161,12 +173,12 @@ public final class RouterProcess implements AutoCloseable {
   }
 
   private static RouterProcess startOnPorts(String name, Path jar, Ports ports, Path logDir,
-      List<String> flags, boolean append) {
+      List<String> flags, Map<String, String> env, boolean append) {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (true) {
       try {
         return launch(name, jar, new int[] {ports.grpc(), ports.health(), ports.metrics()},
-            logDir, flags, append);
+            logDir, flags, env, append);
       } catch (AssertionError e) {
         if (!portInUse(e) || System.nanoTime() > deadline) {
           throw e;
@@ -178,7 +190,7 @@ public final class RouterProcess implements AutoCloseable {
   }
 
   private static RouterProcess launch(String name, Path jar, int[] ports, Path logDir,
-      List<String> flags, boolean append) {
+      List<String> flags, Map<String, String> env, boolean append) {
     try {
       Files.createDirectories(logDir);
       Path log = logDir.resolve(name + ".log");
@@ -195,10 +207,11 @@ public final class RouterProcess implements AutoCloseable {
         Files.writeString(log, header);
       }
       long logOffset = Files.size(log);
-      Process process = new ProcessBuilder(command)
+      ProcessBuilder builder = new ProcessBuilder(command)
           .redirectErrorStream(true)
-          .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
-          .start();
+          .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+      builder.environment().putAll(env);
+      Process process = builder.start();
       Thread reaper = EnvoyProcess.killOnExit(process, name);
       try {
         awaitServing(process, ports[1], log, logOffset);
@@ -207,7 +220,8 @@ public final class RouterProcess implements AutoCloseable {
         EnvoyProcess.forgetOnExit(reaper);
         throw e;
       }
-      return new RouterProcess(name, jar, List.copyOf(flags), process, log, ports, reaper);
+      return new RouterProcess(name, jar, List.copyOf(flags), Map.copyOf(env), process, log, ports,
+          reaper);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot start router " + name, e);
     }
