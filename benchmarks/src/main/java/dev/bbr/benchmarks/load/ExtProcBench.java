@@ -225,12 +225,13 @@ public final class ExtProcBench {
       record.put("errors_total", errors);
       record.put("rounds", rounds);
     }
+  }
 
-    private static double median(
-        List<ExtProcLoad.Result> results, java.util.function.ToDoubleFunction<ExtProcLoad.Result> f) {
-      double[] values = results.stream().mapToDouble(f).sorted().toArray();
-      int n = values.length;
-      return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-    }
+  /** The median of {@code f} over the rounds. */
+  static double median(
+      List<ExtProcLoad.Result> results, java.util.function.ToDoubleFunction<ExtProcLoad.Result> f) {
+    double[] values = results.stream().mapToDouble(f).sorted().toArray();
+    int n = values.length;
+    return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
   }
 }

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -39,6 +40,13 @@ final class ServerJvm implements AutoCloseable {
   static ServerJvm router(
       Path jar, Path allowlistDir, List<String> jvmFlags, List<String> routerFlags, Path logDir)
       throws IOException, InterruptedException {
+    return router("router", jar, allowlistDir, jvmFlags, routerFlags, Map.of(), logDir);
+  }
+
+  /** The same, named {@code name} (its log file), with variables added to its environment. */
+  static ServerJvm router(String name, Path jar, Path allowlistDir, List<String> jvmFlags,
+      List<String> routerFlags, Map<String, String> env, Path logDir)
+      throws IOException, InterruptedException {
     int[] ports = RouterProcess.freePorts(3);
     List<String> args = new ArrayList<>(List.of("-jar", jar.toString(),
         "--grpc-port", Integer.toString(ports[0]),
@@ -47,7 +55,7 @@ final class ServerJvm implements AutoCloseable {
         "--secure-serving=false",
         "--allowlist-dir", allowlistDir.toString()));
     args.addAll(routerFlags);
-    return start("router", jvmFlags, args, ports[0], ports[1], logDir);
+    return start(name, jvmFlags, args, env, ports[0], ports[1], logDir);
   }
 
   /** {@link NoOpExtProcServer} from this process's own class path. */
@@ -56,11 +64,11 @@ final class ServerJvm implements AutoCloseable {
     List<String> args = List.of("-cp", System.getProperty("java.class.path"),
         NoOpExtProcServer.class.getName(),
         "--port", Integer.toString(ports[0]), "--health-port", Integer.toString(ports[1]));
-    return start("floor", jvmFlags, args, ports[0], ports[1], logDir);
+    return start("floor", jvmFlags, args, Map.of(), ports[0], ports[1], logDir);
   }
 
-  private static ServerJvm start(
-      String name, List<String> jvmFlags, List<String> args, int port, int healthPort, Path logDir)
+  private static ServerJvm start(String name, List<String> jvmFlags, List<String> args,
+      Map<String, String> env, int port, int healthPort, Path logDir)
       throws IOException, InterruptedException {
     Files.createDirectories(logDir);
     Path log = logDir.resolve(name + ".log");
@@ -69,10 +77,11 @@ final class ServerJvm implements AutoCloseable {
     command.addAll(jvmFlags);
     command.addAll(args);
     Files.writeString(log, "$ " + String.join(" ", command) + "\n");
-    Process process = new ProcessBuilder(command)
+    ProcessBuilder builder = new ProcessBuilder(command)
         .redirectErrorStream(true)
-        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
-        .start();
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+    builder.environment().putAll(env);
+    Process process = builder.start();
     ServerJvm jvm = new ServerJvm(name, process, port, log);
     try {
       jvm.awaitServing(healthPort);
