@@ -22,7 +22,9 @@ import dev.bbr.server.tls.SelfSignedCertificates;
 import dev.bbr.server.tls.ServerIdentity;
 import dev.bbr.server.tracing.Tracing;
 import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
+import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.grpc.Metadata;
 import io.grpc.Server;
 import io.grpc.ServerCall;
@@ -193,19 +195,33 @@ public final class BbrApp implements AutoCloseable {
       return start(options, holder -> new DirectoryAllowlistSource(source.directory(), holder));
     }
     KubernetesClient client = KubernetesClients.create(source);
+    KubernetesClient reviews = null;
     try {
       String namespace = KubernetesClients.namespace(source, client);
-      MetricsAccess access = options.metricsEndpointAuth()
-          ? new KubernetesMetricsAccess(client, System::currentTimeMillis) : MetricsAccess.OPEN;
+      MetricsAccess access = MetricsAccess.OPEN;
+      if (options.metricsEndpointAuth()) {
+        // Its own client: a scrape waits at most 5 s on the API server, with no retries (the
+        // informer's client retries with backoff, which would hold a scraper for many seconds).
+        reviews = new KubernetesClientBuilder().withConfig(new ConfigBuilder(client.getConfiguration())
+            .withRequestRetryBackoffLimit(0).withRequestTimeout(5_000).withConnectionTimeout(5_000)
+            .build()).build();
+        access = new KubernetesMetricsAccess(reviews, System::currentTimeMillis);
+      }
       logger.info("metrics port: {}", options.metricsEndpointAuth()
           ? "bearer tokens reviewed by the API server (TokenReview, SubjectAccessReview)"
           : "open (--metrics-endpoint-auth=false)");
       BbrApp app = start(options, holder ->
           new KubernetesAllowlistSource(client, namespace, source.configMapLabels(), holder), access);
       app.ownedResources.add(client);
+      if (reviews != null) {
+        app.ownedResources.add(reviews);
+      }
       return app;
     } catch (IOException | RuntimeException e) {
       client.close();
+      if (reviews != null) {
+        reviews.close();
+      }
       throw e;
     }
   }

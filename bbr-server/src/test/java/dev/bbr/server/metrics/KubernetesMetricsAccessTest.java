@@ -89,7 +89,10 @@ class KubernetesMetricsAccessTest {
   @Test
   void anApiServerThatCannotAnswer_givesUnavailable_neverAccess() {
     server.expect().post().withPath(TOKEN_REVIEWS).andReturn(500, "boom").always();
-    MetricsAccess access = new KubernetesMetricsAccess(client, System::currentTimeMillis);
+    KubernetesClient noRetries = new io.fabric8.kubernetes.client.KubernetesClientBuilder().withConfig(
+        new io.fabric8.kubernetes.client.ConfigBuilder(client.getConfiguration())
+            .withRequestRetryBackoffLimit(0).build()).build(); // as BbrApp builds it
+    MetricsAccess access = new KubernetesMetricsAccess(noRetries, System::currentTimeMillis);
 
     assertThat(access.check("Bearer t", "/metrics", "GET")).isEqualTo(Verdict.UNAVAILABLE);
   }
