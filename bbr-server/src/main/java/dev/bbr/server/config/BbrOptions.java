@@ -15,10 +15,10 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * The router's command line, parsed once at start. Flags shared with the upstream Go BBR keep
- * their names, defaults and meaning ({@code --grpc-port}, {@code --grpc-health-port}, {@code
- * --metrics-port}, {@code --streaming}, {@code --secure-serving}, {@code -v}); upstream flags with
- * no meaning here are accepted and ignored so an existing chart keeps working.
+ * The router's command line, parsed once at start. Every flag of the upstream Go BBR (v1.5.0's
+ * runner and the zap flags it binds) is read with upstream's name, default and meaning, in
+ * pflag's spellings; an upstream value this router cannot honour stops it with a message naming
+ * the flag (docs/configuration.md, decision 33).
  *
  * @param grpcPort the ext_proc port
  * @param healthPort the plaintext gRPC health port
@@ -367,7 +367,7 @@ public record BbrOptions(
     return notes;
   }
 
-  /** Every flag; those without help text are upstream flags accepted for compatibility only. */
+  /** Every flag, with its name, argument and help text. */
   private enum Flag {
     GRPC_PORT("grpc-port", "PORT", "ext_proc gRPC port (default 9004)"),
     GRPC_HEALTH_PORT("grpc-health-port", "PORT", "plaintext grpc.health.v1 port (default 9005)"),
@@ -407,7 +407,7 @@ public record BbrOptions(
     SHUTDOWN_DELAY("shutdown-delay", "DURATION",
         "on SIGTERM, time health is NOT_SERVING while new streams are still accepted, before the "
             + "drain starts (default 0s)"),
-    // Upstream flags accepted so existing deployments start; they change nothing here.
+    // Upstream flags, with upstream's meaning (docs/configuration.md).
     TRACING("tracing", null, "export OpenTelemetry spans, configured by the OTEL_* variables "
         + "(default true, as upstream)"),
     METRICS_ENDPOINT_AUTH("metrics-endpoint-auth", null, "callers of the metrics port must "
