@@ -30,7 +30,13 @@ class MainIT {
   private Process launch(Path log, String... args) throws IOException {
     assertThat(JAR).as("the runnable jar (mvn package builds it)").exists();
     List<String> command = new ArrayList<>(List.of(
-        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar", JAR.toString()));
+        Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+    if (Runtime.version().feature() >= 23) {
+      // As the image's entry point: protobuf's sun.misc.Unsafe use prints JEP 498 warnings on
+      // stderr otherwise (the flag does not exist before JDK 23).
+      command.add("--sun-misc-unsafe-memory-access=allow");
+    }
+    command.addAll(List.of("-jar", JAR.toString()));
     command.addAll(List.of(args));
     return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
   }
