@@ -13,6 +13,7 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -47,15 +48,18 @@ public final class MetricsServer implements AutoCloseable {
       Supplier<SourceStatus> status,
       MetricsAccess access)
       throws IOException {
+    limitJdkHttpServer();
     HttpServer server = HttpServer.create(new InetSocketAddress(port), 16);
     server.createContext("/metrics", guarded(access, exchange -> scrape(exchange, registry)));
     server.createContext("/debug/allowlist", guarded(access, exchange -> respond(exchange,
         "application/json", () -> AllowlistDebugView.render(allowlist.get(), status.get(), Instant.now()))));
     server.createContext("/", guarded(access, MetricsServer::notFound));
-    // Two threads: scrapes are rare and must never compete with the request path, and a token
-    // review waiting on the API server must not hold up every other scraper.
+    // The JDK server reads each request on an executor thread, so a client that sends half a
+    // request line holds one until maxReqTime. A few threads, so that such clients, or a token
+    // review waiting on the API server, do not hold up the other scrapers; few, so that scrapes
+    // never compete with the request path.
     AtomicInteger threads = new AtomicInteger();
-    ExecutorService executor = Executors.newFixedThreadPool(2, r -> {
+    ExecutorService executor = Executors.newFixedThreadPool(WORKERS, r -> {
       Thread t = new Thread(r, "bbr-metrics-http-" + threads.incrementAndGet());
       t.setDaemon(true);
       return t;
@@ -63,6 +67,31 @@ public final class MetricsServer implements AutoCloseable {
     server.setExecutor(executor);
     server.start();
     return new MetricsServer(server, executor);
+  }
+
+  /**
+   * The limits the JDK's HTTP server reads, once, when the first server starts: how long a
+   * request may take to arrive and its answer to leave, how many headers and connections it may
+   * have. The defaults have no time limits, so one client that never finishes its request line
+   * would hold a worker forever. A value given on the command line ({@code -D}) wins.
+   */
+  static final Map<String, String> JDK_HTTP_SERVER_LIMITS = Map.of(
+      "sun.net.httpserver.maxReqTime", "10", // seconds, from accept to the end of the headers
+      "sun.net.httpserver.maxRspTime", "30", // seconds to send an answer
+      "sun.net.httpserver.maxReqHeaders", "100",
+      "sun.net.httpserver.maxReqHeaderSize", "16384", // bytes of headers, in all
+      "jdk.httpserver.maxConnections", "64",
+      "sun.net.httpserver.timerMillis", "500"); // how often the limits are checked
+
+  /** Threads that read requests and answer them. */
+  static final int WORKERS = 8;
+
+  private static void limitJdkHttpServer() {
+    JDK_HTTP_SERVER_LIMITS.forEach((key, value) -> {
+      if (System.getProperty(key) == null) {
+        System.setProperty(key, value);
+      }
+    });
   }
 
   /** Answers 401, 403 or 503 unless {@code access} allows the request. */
