@@ -7,6 +7,7 @@ import dev.bbr.allowlist.kube.KubernetesAllowlistSource;
 import dev.bbr.server.config.AllowlistSourceConfig;
 import dev.bbr.server.config.BbrOptions;
 import dev.bbr.server.extproc.BodyBudget;
+import dev.bbr.server.extproc.ClientStreamLimit;
 import dev.bbr.server.extproc.ExtProcService;
 import dev.bbr.server.extproc.RoutingHeaders;
 import dev.bbr.server.extproc.RoutingPolicy;
@@ -70,8 +71,6 @@ import org.slf4j.LoggerFactory;
 public final class BbrApp implements AutoCloseable {
   private static final Logger logger = LoggerFactory.getLogger(BbrApp.class);
   private static final String EXT_PROC_SERVICE = ExternalProcessorGrpc.SERVICE_NAME;
-  /** Room above the body cap for the rest of a BUFFERED ProcessingRequest (headers, framing). */
-  private static final int MESSAGE_HEADROOM_BYTES = 1 << 20;
   private static final Duration CERT_RELOAD_PERIOD = Duration.ofSeconds(2);
 
   private final BbrOptions options;
@@ -113,7 +112,7 @@ public final class BbrApp implements AutoCloseable {
       AllowlistHolder allowlist = new AllowlistHolder();
       allowlistSource = sources.apply(allowlist);
       started.push(allowlistSource);
-      BodyBudget budget = new BodyBudget(options.maxBufferedBytesTotal());
+      BodyBudget budget = new BodyBudget(options.maxBufferedBytesTotal(), options.budgetWait());
       BuildInfo build = BuildInfo.fromManifest();
       RouterMetrics metrics = new RouterMetrics(registry, build, budget);
       AllowlistMetrics.bind(registry, allowlist, allowlistSource::status, Clock.systemUTC(), Instant.now());
@@ -144,14 +143,19 @@ public final class BbrApp implements AutoCloseable {
       ExtProcService service =
           new ExtProcService(allowlist, policy, budget, timer, metrics, tracing.requests());
       NettyServerBuilder extProc = NettyServerBuilder.forAddress(new InetSocketAddress(options.grpcPort()))
-          .addService(ServerInterceptors.intercept(service, new RefuseUntilLoaded(loaded)))
+          .addService(ServerInterceptors.intercept(service, new RefuseUntilLoaded(loaded),
+              new ClientStreamLimit(options.maxStreamsPerClient())))
           // Stream callbacks never block (no I/O, no locks held across calls): run them on the
           // event loop instead of paying a thread hand-off per message.
           .directExecutor()
-          .maxInboundMessageSize((int) Math.min(Integer.MAX_VALUE,
-              options.maxBufferedBytes() + MESSAGE_HEADROOM_BYTES))
+          .maxInboundMessageSize(policy.maxMessageBytes())
+          // A fixed window bounds what a stream that waits for the body budget has unread.
+          .flowControlWindow(BodyBudget.STREAM_WINDOW_BYTES)
           // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: one peer cannot open streams without bound.
           .maxConcurrentCallsPerConnection(options.maxConcurrentStreams())
+          // A connection with no stream for this long is closed (GOAWAY): Envoy reconnects on
+          // its next request; a caller cannot park idle connections for ever.
+          .maxConnectionIdle(10, TimeUnit.MINUTES)
           .permitKeepAliveTime(10, TimeUnit.SECONDS)
           .permitKeepAliveWithoutCalls(true);
       if (options.secureServing()) {

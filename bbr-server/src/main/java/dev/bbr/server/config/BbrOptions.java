@@ -45,6 +45,10 @@ import java.util.stream.Stream;
  * @param metricsEndpointAuth authenticate and authorise callers of the metrics port against the
  *     API server (upstream's {@code --metrics-endpoint-auth}, default true)
  * @param headers the body field read and the headers written (upstream's {@code --plugin})
+ * @param budgetWait how long a request may wait for the shared body budget before 503; zero
+ *     refuses at once
+ * @param maxStreamsPerClient the most ext_proc streams one client address may hold open across
+ *     its connections; more get 503 at their request headers
  */
 public record BbrOptions(
     int grpcPort,
@@ -66,7 +70,9 @@ public record BbrOptions(
     Duration shutdownDelay,
     boolean tracing,
     boolean metricsEndpointAuth,
-    HeaderPlan headers) {
+    HeaderPlan headers,
+    Duration budgetWait,
+    int maxStreamsPerClient) {
 
   /** The verbosity of {@code --zap-log-level=error}: errors only. */
   public static final int ERRORS_ONLY = -1;
@@ -75,6 +81,8 @@ public record BbrOptions(
   static final int DEFAULT_METRICS_PORT = 9090;
   static final long DEFAULT_MAX_BUFFERED_BYTES = 32L << 20;
   static final Duration DEFAULT_BODY_TIMEOUT = Duration.ofSeconds(60);
+  /** Long enough for a few bodies ahead to finish, short enough to retry elsewhere (decision 38). */
+  public static final Duration DEFAULT_BUDGET_WAIT = Duration.ofSeconds(10);
   static final Duration DEFAULT_DRAIN_TIMEOUT = Duration.ofSeconds(30);
   /** None: a router started by hand stops at once; the Helm chart sets one (see its values). */
   static final Duration DEFAULT_SHUTDOWN_DELAY = Duration.ZERO;
@@ -83,6 +91,11 @@ public record BbrOptions(
    * bounds what a single peer can open without capping the gateway's concurrency.
    */
   static final int DEFAULT_MAX_CONCURRENT_STREAMS = 1000;
+  /**
+   * Per client address, across its connections: ten Envoy connections' worth. A gateway pod is
+   * one client; a caller that opens connection after connection cannot hold tens of thousands.
+   */
+  static final int DEFAULT_MAX_STREAMS_PER_CLIENT = 10_000;
 
   public BbrOptions {
     checkPort("grpc-port", grpcPort);
@@ -106,8 +119,16 @@ public record BbrOptions(
     }
     checkPositive("body-timeout", bodyTimeout);
     checkPositive("drain-timeout", drainTimeout);
+    if (budgetWait == null || budgetWait.isNegative() || budgetWait.compareTo(bodyTimeout) > 0) {
+      throw new InvalidOptionsException("--budget-wait: " + budgetWait
+          + " (expected: >= 0 and <= --body-timeout, " + bodyTimeout + ")");
+    }
     if (shutdownDelay == null || shutdownDelay.isNegative()) {
       throw new InvalidOptionsException("--shutdown-delay: " + shutdownDelay + " (expected: >= 0)");
+    }
+    if (maxStreamsPerClient < 1) {
+      throw new InvalidOptionsException(
+          "--max-streams-per-client: " + maxStreamsPerClient + " (expected: > 0)");
     }
     if (maxConcurrentStreams < 1) {
       throw new InvalidOptionsException(
@@ -253,7 +274,18 @@ public record BbrOptions(
         duration(v, "shutdown-delay", DEFAULT_SHUTDOWN_DELAY),
         bool(v, "tracing", true),
         bool(v, "metrics-endpoint-auth", true),
-        Plugins.plan(plugins(v), notes));
+        Plugins.plan(plugins(v), notes),
+        budgetWait(v),
+        integer(v, "max-streams-per-client", DEFAULT_MAX_STREAMS_PER_CLIENT));
+  }
+
+  /** {@code --budget-wait}, by default no longer than the body timeout. */
+  private static Duration budgetWait(Map<String, String> v) {
+    if (v.containsKey("budget-wait")) {
+      return duration(v, "budget-wait", DEFAULT_BUDGET_WAIT);
+    }
+    Duration timeout = duration(v, "body-timeout", DEFAULT_BODY_TIMEOUT);
+    return timeout.compareTo(DEFAULT_BUDGET_WAIT) < 0 ? timeout : DEFAULT_BUDGET_WAIT;
   }
 
   private static List<Plugins.Spec> plugins(Map<String, String> v) {
@@ -399,11 +431,17 @@ public record BbrOptions(
         "most body bytes held across all requests, else 503 (default: half the heap)"),
     BODY_TIMEOUT("body-timeout", "DURATION",
         "time from request headers to a known model, else 408 (default 60s)"),
+    BUDGET_WAIT("budget-wait", "DURATION",
+        "how long a request may wait, oldest first, for body bytes others hold, else 503 "
+            + "(default 10s, at most --body-timeout; 0s refuses at once)"),
     DRAIN_TIMEOUT("drain-timeout", "DURATION",
         "on SIGTERM, time in-flight streams get to finish (default 30s)"),
     MAX_CONCURRENT_STREAMS("max-concurrent-streams", "N",
         "most ext_proc streams open on one Envoy connection; Envoy opens another when one is full "
             + "(default 1000)"),
+    MAX_STREAMS_PER_CLIENT("max-streams-per-client", "N",
+        "most ext_proc streams one client address holds open across its connections, else 503 "
+            + "(default 10000)"),
     SHUTDOWN_DELAY("shutdown-delay", "DURATION",
         "on SIGTERM, time health is NOT_SERVING while new streams are still accepted, before the "
             + "drain starts (default 0s)"),

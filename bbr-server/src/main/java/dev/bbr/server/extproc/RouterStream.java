@@ -80,6 +80,13 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private BodyScanner scanner;
   private final HeldBody held = new HeldBody();
   private long budgetBytes;
+  /** The part of {@link #budgetBytes} charged for the body reader's own buffers. */
+  private long fixedBytes;
+  /** The request's {@code content-length}, or -1: what the body will hold at most. */
+  private long contentLength = -1;
+  /** Budget bytes this stream waits for; while set, no further message is requested. */
+  private BodyBudget.Claim claim;
+  private ScheduledFuture<?> claimDeadline;
   /** Replayed bytes still in gRPC's outgoing buffer: their budget is returned once it drains. */
   private boolean budgetAwaitsFlush;
   private boolean responseBodyDone;
@@ -95,11 +102,14 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private boolean finished;
   private boolean wantMore;
   private RequestSpan span = RequestSpan.NONE;
+  /** Opened past {@code --max-streams-per-client}: answered 503 at its headers. */
+  private final boolean overClientLimit;
 
   RouterStream(long id, ServerCallStreamObserver<ProcessingResponse> out, StreamContext context) {
     this.id = id;
     this.out = out;
     this.context = context;
+    this.overClientLimit = ClientStreamLimit.isOverLimit();
     out.disableAutoRequest();
     out.setOnReadyHandler(this::onReady);
     out.setOnCancelHandler(this::onCancel);
@@ -174,7 +184,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       if (budgetAwaitsFlush && out.isReady()) {
         releaseBudget();
       }
-      if (wantMore && phase != Phase.DONE && out.isReady()) {
+      if (wantMore && phase != Phase.DONE && claim == null && out.isReady()) {
         wantMore = false;
         out.request(1);
       }
@@ -182,8 +192,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   }
 
   private void requestMore() {
-    if (phase == Phase.DONE) {
-      return;
+    if (phase == Phase.DONE || claim != null) {
+      return; // a stream waiting for the budget reads nothing: flow control pauses Envoy
     }
     if (out.isReady()) {
       out.request(1);
@@ -213,9 +223,23 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     headersNanos = System.nanoTime();
     requestId = requestId(headers);
     span = context.tracing().start(headers);
+    if (overClientLimit) {
+      refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
+          "router_overloaded", null,
+          "This client holds too many open streams to the router; retry shortly.");
+      return;
+    }
     if (headers.getEndOfStream()) {
       send(context.policy().headers().headersStripOnly()); // no body: nothing to route on
       bodyDone(Outcome.NO_BODY);
+      return;
+    }
+    contentLength = contentLength(headers);
+    if (mode != BodyMode.FULL_DUPLEX_STREAMED && contentLength > context.policy().maxMessageBytes()) {
+      // BUFFERED sends the whole body as one message: one this large would be refused by gRPC
+      // (RESOURCE_EXHAUSTED, a 500 from Envoy). Say 413 now, before Envoy sends it.
+      refuseTooLarge("The request body of " + contentLength + " bytes exceeds the "
+          + context.policy().maxMessageBytes() + " bytes this router accepts in BUFFERED mode.");
       return;
     }
     switch (mode) {
@@ -260,6 +284,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         return false;
       }
       budgetBytes += fixed;
+      fixedBytes = fixed;
       return true;
     } catch (BodyException e) {
       refuse(e);
@@ -275,6 +300,23 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       }
     }
     return null;
+  }
+
+  /** The {@code content-length} as a number, or -1 when absent or not a plain decimal. */
+  static long contentLength(HttpHeaders headers) {
+    String value = header(headers, "content-length");
+    if (value == null || value.isEmpty() || value.length() > 18) {
+      return -1;
+    }
+    long length = 0;
+    for (int i = 0; i < value.length(); i++) {
+      char c = value.charAt(i);
+      if (c < '0' || c > '9') {
+        return -1;
+      }
+      length = length * 10 + (c - '0');
+    }
+    return length;
   }
 
   /**
@@ -392,29 +434,12 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (mode == BodyMode.BUFFERED_PARTIAL && !endOfStream) {
       // Envoy cut the body at its buffer limit and streams the rest past us: routing on a part
       // would miss a second "model" later in the body (the model server reads the last one).
-      refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
-          "request_too_large", null,
-          "The request body exceeds the gateway's buffer; it cannot be routed in BUFFERED_PARTIAL"
-              + " mode (use FULL_DUPLEX_STREAMED).");
+      refuseTooLarge("The request body exceeds the gateway's buffer; it cannot be routed in"
+          + " BUFFERED_PARTIAL mode (use FULL_DUPLEX_STREAMED).");
       return;
     }
-    // Each byte held before the model is known costs one: the chunk itself (HOLD_COST).
-    long charge = HOLD_COST * chunk.size();
-    if (budgetBytes + charge > context.budget().capacity()) {
-      // Could never fit, even alone: a retry would get 503 forever.
-      refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
-          "request_too_large", null,
-          "The request body exceeds the router's memory budget before its \""
-              + context.policy().headers().field() + "\" field.");
-      return;
-    }
-    if (!chunk.isEmpty() && !context.budget().tryAcquire(charge)) {
-      refuseOverloaded();
-      return;
-    }
-    budgetBytes += chunk.isEmpty() ? 0 : charge;
     if (mode == BodyMode.FULL_DUPLEX_STREAMED && !chunk.isEmpty()) {
-      held.add(chunk);
+      held.add(chunk); // replayed once routed; charged below while the model is still unknown
     }
     try {
       scanner.feed(chunk);
@@ -438,15 +463,96 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         : pending >= 0 && seen - pending <= MODEL_VALUE_SPAN ? pending
         : seen;
     if (needed > limit) {
-      refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
-          "request_too_large", null,
-          "The request body exceeds " + limit + " bytes before its \""
-              + context.policy().headers().field() + "\" field.");
+      refuseTooLarge("The request body exceeds " + limit + " bytes before its \""
+          + context.policy().headers().field() + "\" field.");
       return;
     }
     if (scanner.decided()) {
-      decide(endOfStream);
+      decide(endOfStream); // the held chunks go back now: nothing more to charge
+    } else if (mode == BodyMode.FULL_DUPLEX_STREAMED) {
+      coverHeldBytes();
     }
+  }
+
+  /**
+   * Charges the budget for the bytes held while the model is unknown. With a known
+   * {@code content-length} the first charge reserves what the whole body can hold (up to the
+   * cap), so a model-last body is never stuck half-held behind others; without one each chunk is
+   * charged as it comes. What does not fit waits, oldest first (see {@link BodyBudget}).
+   */
+  private void coverHeldBytes() {
+    long heldCost = HOLD_COST * bufferedBytes;
+    long covered = budgetBytes - fixedBytes;
+    if (heldCost <= covered) {
+      return; // within what was reserved
+    }
+    long total = fixedBytes + heldCost;
+    BodyBudget budget = context.budget();
+    if (!budget.couldEverHold(total)) {
+      // Could never fit, even alone: a retry would get 503 forever.
+      refuseTooLarge("The request body exceeds the router's memory budget before its \""
+          + context.policy().headers().field() + "\" field.");
+      return;
+    }
+    if (covered == 0 && contentLength > bufferedBytes) {
+      long whole = fixedBytes + HOLD_COST * Math.min(contentLength, context.policy().maxBufferedBytes());
+      if (whole > total && budget.couldEverHold(whole)) {
+        total = whole;
+      }
+    }
+    long wanted = total - budgetBytes;
+    if (budget.tryAcquire(wanted, total)) {
+      budgetBytes += wanted;
+      return;
+    }
+    if (budget.maxWait().isZero()) {
+      refuseOverloaded();
+      return;
+    }
+    // While it waits, it holds what is not covered yet, and up to a window more unread.
+    long waitingHolds = heldCost - covered + BodyBudget.STREAM_WINDOW_BYTES;
+    claim = budget.await(wanted, total, waitingHolds, context.timer(), this::onBudgetGranted);
+    if (claim == null) {
+      refuseOverloaded(); // too many streams wait already
+      return;
+    }
+    claimDeadline = context.timer().schedule(
+        this::onBudgetWaitOver, budget.maxWait().toNanos(), TimeUnit.NANOSECONDS);
+  }
+
+  /** The budget granted what this stream waits for: read on. Runs on the timer thread. */
+  private void onBudgetGranted() {
+    synchronized (lock) {
+      if (claim != null && settleClaim()) {
+        requestMore();
+      }
+    }
+  }
+
+  /** Waited {@link BodyBudget#maxWait()} without a grant: 503 with retry-after. */
+  private void onBudgetWaitOver() {
+    synchronized (lock) {
+      if (claim == null) {
+        return;
+      }
+      if (settleClaim()) {
+        requestMore(); // granted just as the wait ended
+      } else {
+        refuseOverloaded();
+      }
+    }
+  }
+
+  /** Ends the wait; returns true when the bytes were granted (they are now held). */
+  private boolean settleClaim() {
+    long granted = context.budget().settle(claim);
+    claim = null;
+    if (claimDeadline != null) {
+      claimDeadline.cancel(false);
+      claimDeadline = null;
+    }
+    budgetBytes += granted;
+    return granted > 0;
   }
 
   /**
@@ -630,6 +736,11 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         param, e.getMessage());
   }
 
+  private void refuseTooLarge(String message) {
+    refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
+        "request_too_large", null, message);
+  }
+
   /** 503 with {@code retry-after}: the body budget cannot take more now. */
   private void refuseOverloaded() {
     refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
@@ -682,6 +793,9 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     phase = Phase.DONE;
     cancelDeadline();
+    if (claim != null) {
+      settleClaim(); // withdrawn, or granted and released below
+    }
     releaseHeld();
     if (scanner != null) {
       scanner.close();
@@ -743,6 +857,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (budgetBytes > 0) {
       context.budget().release(budgetBytes);
       budgetBytes = 0;
+      fixedBytes = 0;
     }
   }
 

@@ -31,6 +31,17 @@ public record RoutingPolicy(
         RoutingHeaders.DEFAULT);
   }
 
+  /** Room above the body cap for the rest of a BUFFERED ProcessingRequest (headers, framing). */
+  static final int MESSAGE_HEADROOM_BYTES = 1 << 20;
+
+  /**
+   * The largest ext_proc message accepted: a BUFFERED body as large as the cap plus room for the
+   * rest of the message (gRPC's inbound limit; a body known to be larger gets 413 at its headers).
+   */
+  public int maxMessageBytes() {
+    return (int) Math.min(Integer.MAX_VALUE, maxBufferedBytes + MESSAGE_HEADROOM_BYTES);
+  }
+
   public RoutingPolicy {
     Objects.requireNonNull(bodyTimeout, "bodyTimeout");
     Objects.requireNonNull(headers, "headers");

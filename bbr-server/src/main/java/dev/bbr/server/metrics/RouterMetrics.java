@@ -105,6 +105,9 @@ public final class RouterMetrics implements RouterEvents {
         .description("Body bytes held now across all streams")
         .baseUnit("bytes")
         .register(registry);
+    Gauge.builder("bbr.body.budget.waiting", budget, BodyBudget::waiting)
+        .description("Streams waiting, oldest first, for body bytes others hold")
+        .register(registry);
     Gauge.builder("bbr.body.budget.capacity", budget, BodyBudget::capacity)
         .description("Body bytes that may be held across all streams")
         .baseUnit("bytes")

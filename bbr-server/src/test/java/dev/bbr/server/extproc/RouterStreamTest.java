@@ -57,7 +57,11 @@ class RouterStreamTest {
   }
 
   private void start(RoutingPolicy policy, long budgetBytes) throws IOException {
-    budget = new BodyBudget(budgetBytes);
+    start(policy, new BodyBudget(budgetBytes));
+  }
+
+  private void start(RoutingPolicy policy, BodyBudget shared) throws IOException {
+    budget = shared;
     RouterEvents events = new RouterEvents() {
       @Override
       public void streamOpened() {
@@ -166,6 +170,15 @@ class RouterStreamTest {
 
   private void assertBudgetReturned() {
     assertThat(budget.inUse()).isZero();
+  }
+
+  /** Grants run on the timer thread: a stream granted bytes as others close may still read on. */
+  private void awaitBudgetReturned() throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+    while (budget.inUse() != 0 && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    assertBudgetReturned();
   }
 
   /** Upstream's {@code --plugin} flags: another field, other headers, no base model. */
@@ -749,6 +762,25 @@ class RouterStreamTest {
   @Nested
   class Buffered {
     @Test
+    void aBodyAnnouncedLargerThanTheLargestMessage_gets413AtTheHeaders_notAGrpcError()
+        throws Exception {
+      RoutingPolicy capped = policy(false, true, false, 1 << 20, Duration.ofSeconds(60));
+      start(capped, 64 << 20);
+      ExtProcCall call = buffered();
+      call.headers(false, "content-length", Long.toString(capped.maxMessageBytes() + 1));
+      immediate(call.reply(), 413, "request_too_large");
+      assertThat(call.awaitClose().isOk()).isTrue();
+      assertThat(onlyOutcome()).isEqualTo(Outcome.TOO_LARGE);
+
+      ExtProcCall fits = buffered(); // the largest message still goes through
+      fits.headers(false, "content-length", Long.toString(capped.maxMessageBytes()));
+      assertThat(fits.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
+      fits.body("{\"model\":\"" + QWEN + "\"}", true);
+      assertThat(fits.reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_BODY);
+      assertBudgetReturned();
+    }
+
+    @Test
     void headersWithoutTheBody_releaseTheDecodersCharge_atTheBodyTimeout() throws Exception {
       start(policy(false, true, false, 1 << 20, Duration.ofMillis(200)), 1 << 20);
       ExtProcCall call = buffered();
@@ -903,6 +935,178 @@ class RouterStreamTest {
       assertThat(call.headers(false).reply().getResponseCase()).isEqualTo(ResponseCase.REQUEST_HEADERS);
       call.body("{\"model\":\"" + PHI + "\"}", true);
       assertRoutes(call.reply().getRequestBody().getResponse(), PHI, PHI);
+    }
+  }
+
+  /** The shared budget under pressure: who waits, who is served, who is refused (decision 38). */
+  @Nested
+  class Admission {
+    private static final long CAP = 32L << 20; // the chart's --max-buffered-bytes
+    private static final long TOTAL = 128L << 20;
+
+    private RoutingPolicy defaults() {
+      return policy(false, true, false, CAP, Duration.ofSeconds(60));
+    }
+
+    private boolean routed(ExtProcCall call) throws InterruptedException {
+      ProcessingResponse reply = call.reply();
+      return reply.getResponseCase() == ResponseCase.REQUEST_HEADERS
+          && reply.getRequestHeaders().getResponse().getClearRouteCache();
+    }
+
+    private static final int HELD = 2600 * 1024;
+
+    /**
+     * 4 MiB: 1 MiB queue allowance, 3 MiB grantable, of which 384 KiB only for small requests.
+     * The holder takes 2600 KiB; a second large body cannot get its 100 KiB and must wait.
+     */
+    private ExtProcCall holdMostOfTheBudget(Duration wait) throws Exception {
+      start(policy(false, true, false, 4 << 20, Duration.ofSeconds(60)),
+          new BodyBudget(4 << 20, wait));
+      ExtProcCall holder = fullDuplex();
+      holder.headers(false).body("{\"prompt\":\"" + "x".repeat(HELD - 11), false);
+      holder.assertNoReply();
+      assertThat(budget.inUse()).isEqualTo(HELD);
+      return holder;
+    }
+
+    private static final String WAITER_HEAD = "{\"prompt\":\"" + "y".repeat(10 * 1024 - 11);
+    private static final String WAITER_TAIL =
+        "y".repeat(90 * 1024 - 40) + "\",\"model\":\"" + QWEN + "\"}";
+
+    private ExtProcCall waiter() {
+      ExtProcCall waiter = fullDuplex();
+      int length = WAITER_HEAD.length() + WAITER_TAIL.length();
+      return waiter.headers(false, "content-length", Integer.toString(length))
+          .body(WAITER_HEAD, false);
+    }
+
+    @Test
+    void aStreamThatMustWait_readsNothingMore_andIsRoutedOnceBytesAreReleased() throws Exception {
+      ExtProcCall holder = holdMostOfTheBudget(Duration.ofSeconds(5));
+      ExtProcCall waiter = waiter();
+      waiter.body(WAITER_TAIL, true); // not read while it waits
+      waiter.assertNoReply();
+      assertThat(budget.waiting()).isEqualTo(1);
+      assertThat(budget.inUse()).as("what the waiter holds, and may have unread, counts too")
+          .isEqualTo(HELD + WAITER_HEAD.length() + BodyBudget.STREAM_WINDOW_BYTES);
+
+      holder.cancel();
+      assertRoutes(waiter.reply().getRequestHeaders().getResponse(), QWEN, QWEN);
+      assertThat(budget.waiting()).isZero();
+      ByteString echoed = ByteString.EMPTY;
+      StreamedBodyResponse piece;
+      do {
+        piece = streamed(waiter.reply());
+        echoed = echoed.concat(piece.getBody());
+      } while (!piece.getEndOfStream());
+      assertThat(echoed.toStringUtf8()).isEqualTo(WAITER_HEAD + WAITER_TAIL);
+      waiter.halfClose();
+      assertThat(waiter.awaitClose().isOk()).isTrue();
+      awaitBudgetReturned();
+    }
+
+    @Test
+    void aStreamThatWaitsTooLong_gets503WithRetryAfter_andGivesItsBytesBack() throws Exception {
+      ExtProcCall holder = holdMostOfTheBudget(Duration.ofMillis(200));
+      ExtProcCall waiter = waiter();
+      waiter.assertNoReply(); // 150 ms: waiting
+      assertThat(budget.waiting()).isEqualTo(1);
+      ImmediateResponse reply = immediate(waiter.reply(), 503, "router_overloaded");
+      assertThat(reply.getHeaders().getSetHeadersList()).anySatisfy(h ->
+          assertThat(h.getHeader().getKey()).isEqualTo("retry-after"));
+      assertThat(budget.waiting()).isZero();
+      assertThat(budget.inUse()).isEqualTo(HELD);
+      holder.cancel();
+      holder.awaitClose();
+      awaitBudgetReturned();
+    }
+
+    @Test
+    void aWaiterWhoseHeldBytesOverrunTheQueueAllowance_gets503AtOnce() throws Exception {
+      ExtProcCall holder = holdMostOfTheBudget(Duration.ofSeconds(5));
+      ExtProcCall big = fullDuplex();
+      big.headers(false).body("{\"prompt\":\"" + "z".repeat(800 * 1024), false);
+      immediate(big.reply(), 503, "router_overloaded");
+      assertThat(budget.waiting()).isZero();
+      holder.cancel();
+      holder.awaitClose();
+      awaitBudgetReturned();
+    }
+
+    @Test
+    void aKnownContentLength_reservesTheWholeBodyAtTheFirstCharge() throws Exception {
+      start(defaults(), new BodyBudget(TOTAL, Duration.ofSeconds(5)));
+      ExtProcCall call = fullDuplex();
+      call.headers(false, "content-length", "100000").body("{\"prompt\":\"" + "x".repeat(989), false);
+      call.assertNoReply();
+      assertThat(budget.inUse()).isEqualTo(RouterStream.HOLD_COST * 100_000L);
+      call.body("x".repeat(2000), false);
+      assertThat(budget.inUse()).as("within the reservation").isEqualTo(100_000L);
+      call.cancel();
+      call.awaitClose();
+      assertBudgetReturned();
+    }
+
+    @Test
+    void budgetHogs_leaveSmallChatRequestsServed() throws Exception {
+      start(defaults(), new BodyBudget(TOTAL, Duration.ofMillis(500)));
+      // Slow model-less bodies under --missing-model=passthrough would hold until the body
+      // timeout: half announce their size, half stream it chunk by chunk without one.
+      List<ExtProcCall> hogs = new ArrayList<>();
+      String megabyte = "h".repeat(1 << 20);
+      for (int i = 0; i < 8; i++) {
+        ExtProcCall hog = fullDuplex();
+        if (i % 2 == 0) {
+          hog.headers(false, "content-length", Long.toString(CAP));
+          hog.body("{\"prompt\":\"" + megabyte, false);
+        } else {
+          hog.headers(false).body("{\"prompt\":\"", false);
+          for (int m = 0; m < 30; m++) {
+            hog.body(megabyte, false);
+          }
+        }
+        hogs.add(hog);
+      }
+      assertThat(budget.inUse()).as("the hogs hold all they may").isGreaterThan(TOTAL / 2);
+
+      String chunk = "{\"messages\":[{\"role\":\"user\",\"content\":\"" + "c".repeat(1024);
+      String rest = "c".repeat(950) + "\"}],\"model\":\"qwen-food-review\"}";
+      int sent = 0;
+      int served = 0;
+      for (int round = 0; round < 63; round++) {
+        List<ExtProcCall> modelLast = new ArrayList<>();
+        for (int i = 0; i < 8; i++) { // 8 in flight, each holding its first chunk
+          ExtProcCall call = fullDuplex();
+          call.headers(false, "content-length", Integer.toString(chunk.length() + rest.length()));
+          call.body(chunk, false);
+          modelLast.add(call);
+        }
+        for (ExtProcCall call : modelLast) {
+          call.body(rest, true);
+          sent++;
+          served += routed(call) ? 1 : 0;
+          call.halfClose();
+        }
+        for (int i = 0; i < 8; i++) { // and model first, which never holds a byte
+          ExtProcCall call = fullDuplex();
+          call.headers(false).body("{\"model\":\"qwen-food-review\",\"messages\":[{\"content\":\""
+              + "d".repeat(1990) + "\"}]}", true);
+          sent++;
+          served += routed(call) ? 1 : 0;
+          call.halfClose();
+        }
+      }
+      assertThat(sent).isGreaterThanOrEqualTo(1000);
+      assertThat((double) served / sent).as("share of 2 KiB requests routed under hogs")
+          .isGreaterThanOrEqualTo(0.99);
+
+      hogs.forEach(ExtProcCall::cancel);
+      for (ExtProcCall hog : hogs) {
+        hog.awaitClose();
+      }
+      awaitBudgetReturned();
+      assertThat(budget.waiting()).isZero();
     }
   }
 }
