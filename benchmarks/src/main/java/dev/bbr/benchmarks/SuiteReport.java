@@ -118,6 +118,15 @@ public final class SuiteReport {
         rows.add(row("memory bounded, 64 × 8 MiB streams, " + phase.path("phase").asText(),
             String.format(Locale.ROOT, "live heap peak %.0f MiB (bound %.0f MiB), RSS peak %.0f MiB",
                 live, bound, phase.path("rss_hwm_bytes").asDouble() / MIB), live <= bound));
+        if (phase.path("phase").asText().equals("model-last")) {
+          // Answered with 200, of all bodies answered or failed (issue 13: admission).
+          double ok = phase.path("statuses").path("200").asDouble();
+          double all = phase.path("answered").asDouble() + phase.path("errors").asDouble();
+          double share = all == 0 ? 0 : ok / all;
+          rows.add(row("64 × 8 MiB streams, model-last: ≥ 90 % of bodies complete",
+              String.format(Locale.ROOT, "%.1f %% (%.0f of %.0f)", 100 * share, ok, all),
+              share >= 0.9));
+        }
       }
     }
     return String.join("\n", rows);

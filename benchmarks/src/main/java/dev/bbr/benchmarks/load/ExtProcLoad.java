@@ -131,8 +131,8 @@ public final class ExtProcLoad {
 
   private ExtProcLoad(Config config) {
     this.config = config;
-    this.headers = headers(config.mode());
     byte[] body = LoadBodies.chat(config.bodyBytes(), config.modelFirst());
+    this.headers = headers(config.mode(), body.length);
     ByteString whole = ByteString.copyFrom(body);
     this.bodySize = whole.size();
     List<ProcessingRequest> messages = new ArrayList<>();
@@ -262,8 +262,11 @@ public final class ExtProcLoad {
     }
   }
 
-  /** The request headers Envoy sends for an openai-python chat completion, with protocol_config. */
-  static ProcessingRequest headers(BodySendMode mode) {
+  /**
+   * The request headers Envoy sends for an openai-python chat completion of {@code bodyBytes},
+   * with protocol_config.
+   */
+  static ProcessingRequest headers(BodySendMode mode, int bodyBytes) {
     HeaderMap.Builder map = HeaderMap.newBuilder();
     String[] pairs = {
         ":authority", "gateway.example.com",
@@ -271,6 +274,7 @@ public final class ExtProcLoad {
         ":method", "POST",
         ":scheme", "http",
         "content-type", "application/json",
+        "content-length", Integer.toString(bodyBytes),
         "accept", "application/json",
         "user-agent", "OpenAI/Python 1.99.9",
         "authorization", "Bearer sk-benchmark-0000000000000000000000000000",
