@@ -27,9 +27,11 @@ import java.util.concurrent.Executor;
  * </ul>
  *
  * <p>A stream that waits already holds the message that did not fit. Those bytes are counted
- * too, with the {@link #STREAM_WINDOW_BYTES} more it may have unread in the transport: a quarter
- * of the capacity is set aside for them (the <em>queue allowance</em>), and a stream that would
- * overrun it is refused at once instead of queued. Granted claims
+ * too: a sixteenth of the capacity is set aside for them (the <em>queue allowance</em>), and a
+ * stream whose held bytes would overrun it is refused at once instead of queued. Each waiting
+ * stream may also have up to {@link #STREAM_WINDOW_BYTES} unread in the transport, outside the
+ * heap; so that these stay within the capacity again, at most capacity / window streams wait
+ * (but at least {@value #MIN_WAITING}). Granted claims
  * and the allowance together never exceed the capacity, so the capacity stays the bound on what
  * is held.
  *
@@ -42,21 +44,25 @@ public final class BodyBudget {
   static final long SMALL_REQUEST_BYTES = 64 * 1024;
   /** Below this capacity there is no reserve: the whole budget is smaller than a few requests. */
   private static final long MIN_CAPACITY_WITH_RESERVE = 8 * SMALL_REQUEST_BYTES;
-  /** At most this many streams wait at once; beyond, 503 at once. */
+  /** At most this many streams wait at once (fewer for a small capacity); beyond, 503 at once. */
   static final int MAX_WAITING = 4096;
+  /** However small the capacity, this many streams may wait. */
+  static final int MIN_WAITING = 16;
   /**
    * The HTTP/2 flow-control window of each ext_proc stream, fixed (no BDP auto-tuning): what a
    * stream that waits may have unread in the transport, as direct memory. gRPC refills the
    * connection's window as bytes arrive, so only the stream's window bounds them; tuned up to
-   * 8 MiB, 64 waiting streams held 512 MiB and exhausted direct memory.
+   * 8 MiB, 64 waiting streams held 512 MiB and exhausted direct memory. (256 KiB stalled Envoy
+   * 1.40 on single messages larger than the window.)
    */
-  public static final int STREAM_WINDOW_BYTES = 256 * 1024;
+  public static final int STREAM_WINDOW_BYTES = 1024 * 1024;
 
   private final long capacity;
   /** What claims may be granted: the capacity less the queue allowance. */
   private final long grantable;
   private final long smallReserve;
   private final long queueAllowance;
+  private final int maxWaiting;
   private final Duration maxWait;
   // Guarded by this.
   private long available;
@@ -84,10 +90,11 @@ public final class BodyBudget {
     }
     boolean large = capacity >= MIN_CAPACITY_WITH_RESERVE;
     this.capacity = capacity;
-    this.queueAllowance = large && !maxWait.isZero() ? capacity / 4 : 0;
+    this.queueAllowance = large && !maxWait.isZero() ? capacity / 16 : 0;
     this.grantable = capacity - queueAllowance;
     this.smallReserve = large ? grantable / 8 : 0;
     this.maxWait = maxWait;
+    this.maxWaiting = (int) Math.min(MAX_WAITING, Math.max(MIN_WAITING, capacity / STREAM_WINDOW_BYTES));
     this.available = grantable;
   }
 
@@ -128,9 +135,8 @@ public final class BodyBudget {
    * onGranted} runs on {@code executor}; the claim's bytes are then the caller's, taken with
    * {@link #settle}.
    *
-   * @param queuedBytes what the stream holds while it waits: the part of {@code bytes} it holds
-   *     already, and what it may have unread; counted against the queue allowance until the
-   *     claim is granted or withdrawn
+   * @param queuedBytes the part of {@code bytes} the stream holds already while it waits,
+   *     counted against the queue allowance until the claim is granted or withdrawn
    */
   Claim await(long bytes, long requestTotal, long queuedBytes, Executor executor,
       Runnable onGranted) {
@@ -138,7 +144,7 @@ public final class BodyBudget {
         onGranted);
     List<Claim> granted;
     synchronized (this) {
-      if (waiting.size() >= MAX_WAITING || queued + queuedBytes > queueAllowance) {
+      if (waiting.size() >= maxWaiting || queued + queuedBytes > queueAllowance) {
         return null;
       }
       waiting.add(claim);

@@ -509,9 +509,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       refuseOverloaded();
       return;
     }
-    // While it waits, it holds what is not covered yet, and up to a window more unread.
-    long waitingHolds = heldCost - covered + BodyBudget.STREAM_WINDOW_BYTES;
-    claim = budget.await(wanted, total, waitingHolds, context.timer(), this::onBudgetGranted);
+    claim = budget.await(wanted, total, heldCost - covered, context.timer(), this::onBudgetGranted);
     if (claim == null) {
       refuseOverloaded(); // too many streams wait already
       return;

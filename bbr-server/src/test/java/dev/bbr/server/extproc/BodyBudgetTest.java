@@ -44,7 +44,7 @@ class BodyBudgetTest {
   @Test
   void theReserve_keepsAnEighthOfTheGrantableBytesForSmallRequests() {
     BodyBudget budget = new BodyBudget(64 * MIB, Duration.ofSeconds(1));
-    long allowance = 64 * MIB / 4;
+    long allowance = 64 * MIB / 16;
     long grantable = 64 * MIB - allowance;
     long reserve = grantable / 8;
     assertThat(budget.tryAcquire(grantable - reserve, grantable - reserve)).isTrue();
@@ -60,7 +60,7 @@ class BodyBudgetTest {
   @Test
   void couldEverHold_isWhatAnEmptyBudgetWouldGrant() {
     BodyBudget budget = new BodyBudget(64 * MIB, Duration.ofSeconds(1));
-    long grantable = 64 * MIB - 64 * MIB / 4;
+    long grantable = 64 * MIB - 64 * MIB / 16;
     long largest = grantable - grantable / 8;
     assertThat(budget.couldEverHold(largest)).isTrue();
     assertThat(budget.couldEverHold(largest + 1)).isFalse();
@@ -96,7 +96,7 @@ class BodyBudgetTest {
   @Test
   void aLargeClaim_isNeverOvertakenByALaterLargeOne_butSmallOnesStillPass() {
     BodyBudget budget = new BodyBudget(8 * MIB, Duration.ofSeconds(1));
-    long grantable = 8 * MIB - 8 * MIB / 4;
+    long grantable = 8 * MIB - 8 * MIB / 16;
     long reserve = grantable / 8;
     long large = grantable - reserve;
     assertThat(budget.tryAcquire(large - MIB, large - MIB)).isTrue();
@@ -121,7 +121,7 @@ class BodyBudgetTest {
   @Test
   void aWithdrawnLargeClaim_unblocksTheOnesBehindIt() {
     BodyBudget budget = new BodyBudget(8 * MIB, Duration.ofSeconds(1));
-    long grantable = 8 * MIB - 8 * MIB / 4;
+    long grantable = 8 * MIB - 8 * MIB / 16;
     long large = grantable - grantable / 8;
     assertThat(budget.tryAcquire(large - MIB, large - MIB)).isTrue();
     BodyBudget.Claim big = await(budget, "big", 2 * MIB, 2 * MIB);
@@ -139,31 +139,49 @@ class BodyBudgetTest {
   @Test
   void whatWaitingStreamsHold_isCounted_andBoundedByTheQueueAllowance() {
     BodyBudget budget = new BodyBudget(16 * MIB, Duration.ofSeconds(1));
-    long allowance = 4 * MIB; // a quarter
-    assertThat(budget.tryAcquire(10 * MIB, 10 * MIB)).isTrue();
+    long allowance = MIB; // a sixteenth
+    assertThat(budget.tryAcquire(12 * MIB, 12 * MIB)).isTrue();
     BodyBudget.Claim first =
         budget.await(2 * MIB, 2 * MIB, allowance / 2, executor, () -> granted.add("first"));
     assertThat(first).isNotNull();
-    assertThat(budget.inUse()).isEqualTo(10 * MIB + allowance / 2);
+    assertThat(budget.inUse()).isEqualTo(12 * MIB + allowance / 2);
     assertThat(budget.await(2 * MIB, 2 * MIB, allowance / 2 + 1, executor, () -> { }))
         .as("would hold more than the allowance while waiting: refused").isNull();
     assertThat(budget.waiting()).isEqualTo(1);
     assertThat(budget.settle(first)).isZero();
-    assertThat(budget.inUse()).isEqualTo(10 * MIB);
+    assertThat(budget.inUse()).isEqualTo(12 * MIB);
   }
 
   @Test
   void theNumberOfWaitingStreams_isBounded() {
-    BodyBudget budget = new BodyBudget(4096, Duration.ofSeconds(1));
-    assertThat(budget.tryAcquire(4096)).isTrue();
+    BodyBudget budget = new BodyBudget(8L << 30, Duration.ofSeconds(1));
+    assertThat(budget.tryAcquire(8L << 30, 8L << 30)).isFalse();
+    assertThat(budget.tryAcquire(6L << 30, 6L << 30)).isTrue();
+    assertThat(budget.tryAcquire(SMALL)).isTrue();
+    while (budget.tryAcquire(SMALL)) {
+      // take the reserve too: nothing fits now
+    }
     List<BodyBudget.Claim> claims = new ArrayList<>();
     for (int i = 0; i < BodyBudget.MAX_WAITING; i++) {
-      claims.add(await(budget, "w" + i, 1, 1));
+      claims.add(await(budget, "w" + i, 2 * SMALL, 2 * SMALL));
     }
     assertThat(claims).doesNotContainNull();
-    assertThat(await(budget, "one too many", 1, 1)).isNull();
+    assertThat(await(budget, "one too many", 2 * SMALL, 2 * SMALL)).isNull();
     claims.forEach(budget::settle);
     assertThat(budget.waiting()).isZero();
+  }
+
+  @Test
+  void whatWaitingStreamsMayHaveUnread_staysWithinTheCapacity_soFewerWaitInASmallBudget() {
+    BodyBudget budget = new BodyBudget(64 * MIB, Duration.ofSeconds(1));
+    assertThat(budget.tryAcquire(50 * MIB, 50 * MIB)).isTrue();
+    List<BodyBudget.Claim> claims = new ArrayList<>();
+    for (int i = 0; i < 64; i++) { // 64 MiB / the 1 MiB stream window
+      claims.add(await(budget, "w" + i, 8 * MIB, 8 * MIB));
+    }
+    assertThat(claims).doesNotContainNull();
+    assertThat(await(budget, "one too many", 8 * MIB, 8 * MIB)).isNull();
+    claims.forEach(budget::settle);
   }
 
   @Test

@@ -954,11 +954,12 @@ class RouterStreamTest {
           && reply.getRequestHeaders().getResponse().getClearRouteCache();
     }
 
-    private static final int HELD = 2600 * 1024;
+    private static final int HELD = 3300 * 1024;
 
     /**
-     * 4 MiB: 1 MiB queue allowance, 3 MiB grantable, of which 384 KiB only for small requests.
-     * The holder takes 2600 KiB; a second large body cannot get its 100 KiB and must wait.
+     * 4 MiB: 256 KiB queue allowance, 3840 KiB grantable, of which 480 KiB only for small
+     * requests. The holder takes 3300 KiB; a second large body cannot get its 100 KiB and must
+     * wait.
      */
     private ExtProcCall holdMostOfTheBudget(Duration wait) throws Exception {
       start(policy(false, true, false, 4 << 20, Duration.ofSeconds(60)),
@@ -988,8 +989,8 @@ class RouterStreamTest {
       waiter.body(WAITER_TAIL, true); // not read while it waits
       waiter.assertNoReply();
       assertThat(budget.waiting()).isEqualTo(1);
-      assertThat(budget.inUse()).as("what the waiter holds, and may have unread, counts too")
-          .isEqualTo(HELD + WAITER_HEAD.length() + BodyBudget.STREAM_WINDOW_BYTES);
+      assertThat(budget.inUse()).as("what the waiter holds counts too")
+          .isEqualTo(HELD + WAITER_HEAD.length());
 
       holder.cancel();
       assertRoutes(waiter.reply().getRequestHeaders().getResponse(), QWEN, QWEN);
@@ -1026,7 +1027,7 @@ class RouterStreamTest {
     void aWaiterWhoseHeldBytesOverrunTheQueueAllowance_gets503AtOnce() throws Exception {
       ExtProcCall holder = holdMostOfTheBudget(Duration.ofSeconds(5));
       ExtProcCall big = fullDuplex();
-      big.headers(false).body("{\"prompt\":\"" + "z".repeat(800 * 1024), false);
+      big.headers(false).body("{\"prompt\":\"" + "z".repeat(300 * 1024), false);
       immediate(big.reply(), 503, "router_overloaded");
       assertThat(budget.waiting()).isZero();
       holder.cancel();
