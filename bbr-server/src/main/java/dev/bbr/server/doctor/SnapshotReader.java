@@ -8,6 +8,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.MixedOperation;
 import io.fabric8.kubernetes.client.dsl.Resource;
+import io.fabric8.kubernetes.client.dsl.base.ResourceDefinitionContext;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -20,13 +21,21 @@ import java.util.function.Supplier;
  */
 final class SnapshotReader {
   /** The CRD kinds read, by API version; InferencePool in both its v1 and x-k8s alpha groups. */
-  private static final List<String[]> POOLS = List.of(
-      new String[] {"inference.networking.k8s.io/v1", "InferencePool"},
-      new String[] {"inference.networking.x-k8s.io/v1alpha2", "InferencePool"});
-  private static final List<String[]> EXTENSIONS = List.of(
-      new String[] {"networking.gke.io/v1", "GCPRoutingExtension"},
-      new String[] {"networking.istio.io/v1alpha3", "EnvoyFilter"},
-      new String[] {"gateway.envoyproxy.io/v1alpha1", "EnvoyExtensionPolicy"});
+  private static final List<ResourceDefinitionContext> POOLS = List.of(
+      kind("inference.networking.k8s.io", "v1", "InferencePool", "inferencepools"),
+      kind("inference.networking.x-k8s.io", "v1alpha2", "InferencePool", "inferencepools"));
+  private static final List<ResourceDefinitionContext> EXTENSIONS = List.of(
+      kind("networking.gke.io", "v1", "GCPRoutingExtension", "gcproutingextensions"),
+      kind("networking.istio.io", "v1alpha3", "EnvoyFilter", "envoyfilters"),
+      kind("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy", "envoyextensionpolicies"));
+  private static final ResourceDefinitionContext HTTP_ROUTE =
+      kind("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes");
+  private static final ResourceDefinitionContext GATEWAY =
+      kind("gateway.networking.k8s.io", "v1", "Gateway", "gateways");
+  private static final ResourceDefinitionContext HEALTH_CHECK_POLICY =
+      kind("networking.gke.io", "v1", "HealthCheckPolicy", "healthcheckpolicies");
+  private static final ResourceDefinitionContext SERVICE = kind("", "v1", "Service", "services");
+  private static final ResourceDefinitionContext POD = kind("", "v1", "Pod", "pods");
 
   private final KubernetesClient client;
   /** The namespace to read, or null for all namespaces. */
@@ -51,25 +60,31 @@ final class SnapshotReader {
       }
     }
     List<GenericKubernetesResource> pools = new ArrayList<>();
-    POOLS.forEach(p -> pools.addAll(generic(p[0], p[1])));
+    POOLS.forEach(p -> pools.addAll(generic(p)));
     List<GenericKubernetesResource> extensions = new ArrayList<>();
-    EXTENSIONS.forEach(e -> extensions.addAll(generic(e[0], e[1])));
+    EXTENSIONS.forEach(e -> extensions.addAll(generic(e)));
     return new ClusterSnapshot(
         new ArrayList<>(configMaps.values()),
-        generic("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        generic(HTTP_ROUTE),
         pools,
-        generic("v1", "Service"),
-        generic("v1", "Pod"),
-        generic("gateway.networking.k8s.io/v1", "Gateway"),
+        generic(SERVICE),
+        generic(POD),
+        generic(GATEWAY),
         extensions,
-        generic("networking.gke.io/v1", "HealthCheckPolicy"),
+        generic(HEALTH_CHECK_POLICY),
         unreadable);
   }
 
-  private List<GenericKubernetesResource> generic(String apiVersion, String kind) {
-    return guarded(kind, () -> {
+  /** Named in full, so an API that is not served lists as 404 rather than failing discovery. */
+  private static ResourceDefinitionContext kind(String group, String version, String kind, String plural) {
+    return new ResourceDefinitionContext.Builder().withGroup(group).withVersion(version)
+        .withKind(kind).withPlural(plural).withNamespaced(true).build();
+  }
+
+  private List<GenericKubernetesResource> generic(ResourceDefinitionContext context) {
+    return guarded(context.getKind(), () -> {
       MixedOperation<GenericKubernetesResource, GenericKubernetesResourceList,
-          Resource<GenericKubernetesResource>> op = client.genericKubernetesResources(apiVersion, kind);
+          Resource<GenericKubernetesResource>> op = client.genericKubernetesResources(context);
       return (namespace == null ? op.inAnyNamespace().list() : op.inNamespace(namespace).list()).getItems();
     });
   }

@@ -5,37 +5,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 class ChecksTest {
-  /** The correct set-up with {@code fixture} applied: same kind and name replaces, deletes remove. */
   static ClusterSnapshot snapshot(SeedFixtures fixture) {
-    Map<String, String> docs = new LinkedHashMap<>();
-    for (String yaml : List.of(SeedFixtures.correct(), fixture.apply())) {
-      for (String doc : yaml.split("(?m)^---\\s*$")) {
-        String kind = field(doc, "kind");
-        if (kind != null) {
-          docs.put((kind + "/" + field(doc, "  name")).toLowerCase(Locale.ROOT), doc);
-        }
-      }
-    }
-    fixture.delete().forEach(docs::remove);
-    return Fixtures.snapshot(SeedFixtures.NAMESPACE, String.join("\n---\n", docs.values()));
-  }
-
-  private static String field(String doc, String key) {
-    for (String line : doc.split("\n")) {
-      if (line.startsWith(key + ":")) {
-        return line.substring(key.length() + 1).trim();
-      }
-    }
-    return null;
+    return Fixtures.snapshot(SeedFixtures.NAMESPACE, fixture.manifests());
   }
 
   private static List<String> codes(List<Finding> findings) {

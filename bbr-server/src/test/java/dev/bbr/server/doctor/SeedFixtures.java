@@ -4,7 +4,10 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 
 /**
  * The correct pattern 2 set-up and one broken variant per failure the seeds report, shared by
@@ -16,6 +19,30 @@ import java.util.List;
  */
 record SeedFixtures(String name, String apply, List<String> delete, String code) {
   static final String NAMESPACE = "llm-d-inference-scheduling";
+
+  /** The correct set-up with this fixture applied: same kind and name replaces, deletes remove. */
+  String manifests() {
+    Map<String, String> docs = new LinkedHashMap<>();
+    for (String yaml : List.of(correct(), apply)) {
+      for (String doc : yaml.split("(?m)^---\\s*$")) {
+        String kind = field(doc, "kind");
+        if (kind != null) {
+          docs.put((kind + "/" + field(doc, "  name")).toLowerCase(Locale.ROOT), doc.strip());
+        }
+      }
+    }
+    delete.forEach(docs::remove);
+    return String.join("\n---\n", docs.values()) + "\n";
+  }
+
+  private static String field(String doc, String key) {
+    for (String line : doc.split("\n")) {
+      if (line.startsWith(key + ":")) {
+        return line.substring(key.length() + 1).trim();
+      }
+    }
+    return null;
+  }
 
   @Override
   public String toString() {
