@@ -72,7 +72,7 @@ final class Checks {
     for (String refused : snapshot.unreadable()) {
       add(Severity.WARNING, "CANNOT_READ", List.of(),
           "doctor could not read " + refused + "; checks that need it are incomplete",
-          "grant get/list on it to the identity doctor runs as (chart: doctor.rbac.enabled=true)");
+          "grant get and list on it to the identity doctor runs as (read-only)");
     }
     if (snapshot.configMaps().isEmpty()) {
       boolean refused = snapshot.unreadable().stream().anyMatch(u -> u.startsWith("ConfigMap"));

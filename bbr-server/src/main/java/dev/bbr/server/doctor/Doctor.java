@@ -51,7 +51,10 @@ public final class Doctor {
       List<Finding> findings = Checks.run(snapshot, options.gateway());
       out.print(options.json() ? Report.json(findings) : Report.text(findings));
       return Report.exitCode(findings);
-    } catch (IOException | KubernetesClientException e) {
+    } catch (IOException e) {
+      err.println("bbr-server doctor: cannot read the kubeconfig: " + e);
+      return 2;
+    } catch (KubernetesClientException e) {
       err.println("bbr-server doctor: cannot read the cluster: " + e.getMessage());
       return 2;
     }
