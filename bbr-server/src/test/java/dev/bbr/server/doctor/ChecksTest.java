@@ -12,7 +12,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 class ChecksTest {
   static ClusterSnapshot snapshot(SeedFixtures fixture) {
-    return Fixtures.snapshot(SeedFixtures.NAMESPACE, fixture.manifests());
+    return Fixtures.snapshot(SeedFixtures.NAMESPACE, fixture.manifests(SeedFixtures.NAMESPACE));
   }
 
   private static List<String> codes(List<Finding> findings) {
@@ -26,6 +26,14 @@ class ChecksTest {
     List<Finding> findings = Checks.run(snapshot(new SeedFixtures("correct", "", List.of(), "")), null);
     assertThat(findings).as(Report.text(findings)).isEmpty();
     assertThat(Report.exitCode(findings)).isZero();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("dev.bbr.server.doctor.SeedFixtures#providers")
+  void providerExtensions_areReadFromTheirOwnFields(SeedFixtures fixture) throws Exception {
+    List<Finding> findings = Checks.run(snapshot(fixture), null);
+    assertThat(codes(findings)).as(fixture.apply()).containsExactlyElementsOf(
+        fixture.code().isEmpty() ? List.of() : List.of(fixture.code()));
   }
 
   @ParameterizedTest(name = "{0}")

@@ -48,7 +48,7 @@ class DoctorIT {
   private static JsonNode doctor(SeedFixtures fixture) throws Exception {
     String ns = "doctor-" + namespaces.incrementAndGet();
     cluster.kubectl("create", "namespace", ns).orThrow();
-    cluster.kubectlWithInput(fixture.manifests(), "apply", "-n", ns, "-f", "-").orThrow();
+    cluster.kubectlWithInput(fixture.manifests(ns), "apply", "-n", ns, "-f", "-").orThrow();
     for (String pod : List.of("qwen-decode-0", "phi-decode-0")) {
       cluster.kubectl("patch", "pod", pod, "-n", ns, "--subresource=status", "--type=merge", "-p",
           "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}").orThrow();
@@ -84,6 +84,14 @@ class DoctorIT {
   void correctPattern_hasNoFinding() throws Exception {
     JsonNode report = doctor(new SeedFixtures("correct pattern 2", "", List.of(), ""));
     assertThat(codes(report)).as(report.toPrettyString()).isEmpty();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("dev.bbr.server.doctor.SeedFixtures#providers")
+  void providerExtensions_areReadFromTheirOwnFields(SeedFixtures fixture) throws Exception {
+    JsonNode report = doctor(fixture);
+    assertThat(codes(report)).as(fixture.apply()).containsExactlyElementsOf(
+        fixture.code().isEmpty() ? List.of() : List.of(fixture.code()));
   }
 
   @ParameterizedTest(name = "{0}")

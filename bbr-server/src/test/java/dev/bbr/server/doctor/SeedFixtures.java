@@ -20,8 +20,14 @@ import java.util.Map;
 record SeedFixtures(String name, String apply, List<String> delete, String code) {
   static final String NAMESPACE = "llm-d-inference-scheduling";
 
-  /** The correct set-up with this fixture applied: same kind and name replaces, deletes remove. */
-  String manifests() {
+  /** Stands for the namespace the fixture is applied to, where an object must name it. */
+  static final String NAMESPACE_TOKEN = "{{namespace}}";
+
+  /**
+   * The correct set-up with this fixture applied to {@code namespace}: same kind and name
+   * replaces, deletes remove.
+   */
+  String manifests(String namespace) {
     Map<String, String> docs = new LinkedHashMap<>();
     for (String yaml : List.of(correct(), apply)) {
       for (String doc : yaml.split("(?m)^---\\s*$")) {
@@ -32,7 +38,7 @@ record SeedFixtures(String name, String apply, List<String> delete, String code)
       }
     }
     delete.forEach(docs::remove);
-    return String.join("\n---\n", docs.values()) + "\n";
+    return (String.join("\n---\n", docs.values()) + "\n").replace(NAMESPACE_TOKEN, namespace);
   }
 
   private static String field(String doc, String key) {
@@ -144,16 +150,7 @@ record SeedFixtures(String name, String apply, List<String> delete, String code)
   }
 
   private static String extension(String gateway, int port) {
-    return """
-        apiVersion: networking.gke.io/v1
-        kind: GCPRoutingExtension
-        metadata:
-          name: body-based-router
-        spec:
-          targetRefs:
-            - group: gateway.networking.k8s.io
-              kind: Gateway
-              name: %s
+    return attachedTo("networking.gke.io/v1", "GCPRoutingExtension", gateway) + """
           extensionChains:
             - name: body-based-routing
               matchCondition:
@@ -174,7 +171,71 @@ record SeedFixtures(String name, String apply, List<String> delete, String code)
                     kind: Service
                     name: body-based-router
                     port: %d
-        """.formatted(gateway, port);
+        """.formatted(port);
+  }
+
+  private static final String GATEWAY = "infra-pattern1-inference-gateway";
+
+  /** The head every gateway extension shares: its name and its target Gateway. */
+  private static String attachedTo(String apiVersion, String kind, String gateway) {
+    return String.join("\n", "apiVersion: " + apiVersion, "kind: " + kind, "metadata:",
+        "  name: body-based-router", "spec:", "  targetRefs:",
+        "    - group: gateway.networking.k8s.io", "      kind: Gateway", "      name: " + gateway, "");
+  }
+
+  private static String envoyExtensionPolicy(String service, int port) {
+    return attachedTo("gateway.envoyproxy.io/v1alpha1", "EnvoyExtensionPolicy", GATEWAY) + """
+          extProc:
+            - backendRefs:
+                - group: ""
+                  kind: Service
+                  name: %s
+                  port: %d
+              processingMode:
+                request:
+                  body: FullDuplexStreamed
+              failOpen: false
+        """.formatted(service, port);
+  }
+
+  private static String envoyFilter(String host, int port) {
+    return attachedTo("networking.istio.io/v1alpha3", "EnvoyFilter", GATEWAY) + """
+          configPatches:
+            - applyTo: HTTP_FILTER
+              match:
+                context: GATEWAY
+                listener:
+                  filterChain:
+                    filter:
+                      name: envoy.filters.network.http_connection_manager
+              patch:
+                operation: INSERT_FIRST
+                value:
+                  name: envoy.filters.http.ext_proc.bbr
+                  typed_config:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
+                    failure_mode_allow: false
+                    grpc_service:
+                      envoy_grpc:
+                        cluster_name: "outbound|%d||%s"
+        """.formatted(port, host);
+  }
+
+  /**
+   * The router attached through Istio or Envoy Gateway instead of GKE's extension (the
+   * GCPRoutingExtension deleted): right, and pointing at the wrong Service or port.
+   */
+  static List<SeedFixtures> providers() {
+    List<String> gke = List.of("gcproutingextension/body-based-router");
+    String host = "body-based-router." + NAMESPACE_TOKEN + ".svc.cluster.local";
+    return List.of(
+        new SeedFixtures("envoy gateway: attached", envoyExtensionPolicy("body-based-router", 9004), gke, ""),
+        new SeedFixtures("envoy gateway: another Service", envoyExtensionPolicy("gaie-pattern1-epp", 9002),
+            gke, "EXTENSION_WRONG_BACKEND"),
+        new SeedFixtures("istio: attached", envoyFilter(host, 9004), gke, ""),
+        new SeedFixtures("istio: health port", envoyFilter(host, 9005), gke, "EXTENSION_WRONG_BACKEND"),
+        new SeedFixtures("istio: Service missing", envoyFilter("bbr." + NAMESPACE_TOKEN + ".svc.cluster.local", 9004),
+            gke, "EXTENSION_WRONG_BACKEND"));
   }
 
   static List<SeedFixtures> broken() {
