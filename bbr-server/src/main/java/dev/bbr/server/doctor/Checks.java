@@ -156,7 +156,7 @@ final class Checks {
             "a request no model route matches gets the gateway's bare 404 (on Envoy Gateway the"
                 + " router never even sees it) instead of the router's JSON error",
             "add an HTTPRoute on this Gateway with one rule matching PathPrefix / and no headers"
-                + " (chart: routes.catchAll=true)");
+                + " (the chart renders one for Envoy Gateway with routes.catchAll=true)");
       }
     });
     return routed;
@@ -512,7 +512,7 @@ final class Checks {
       add(Severity.ERROR, "EXTENSION_WRONG_BACKEND", objects,
           "the gateway cannot reach the router: Service " + backend.name() + " does not exist, so"
               + " every request fails (500) with failOpen false",
-          "point the extension's backend at the router's Service" + routerServices);
+          "point the extension's backend at the router's Service " + routerServices);
       return;
     }
     if (!routerServices.isEmpty() && !routerServices.contains(backend.namespace() + "/" + backend.name())) {
