@@ -2,6 +2,7 @@ package dev.bbr.server;
 
 import dev.bbr.server.config.BbrOptions;
 import dev.bbr.server.config.InvalidOptionsException;
+import dev.bbr.server.doctor.Doctor;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.List;
@@ -16,6 +17,14 @@ public final class Main {
   private Main() {}
 
   public static void main(String[] args) throws InterruptedException {
+    if (args.length > 0 && args[0].equals("doctor")) {
+      // The report is the output: no log line may interleave with it (JSON on stdout).
+      System.setProperty("bbr.log.format", "TEXT");
+      ((ch.qos.logback.classic.Logger) LoggerFactory.getLogger(Logger.ROOT_LOGGER_NAME))
+          .setLevel(ch.qos.logback.classic.Level.OFF);
+      System.exit(Doctor.run(Arrays.asList(args).subList(1, args.length), System.out, System.err));
+      return;
+    }
     if (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h")) {
       System.out.print(BbrOptions.usage());
       return;

@@ -27,7 +27,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * {@code helm upgrade} of one release and {@code helm uninstall} of all, which must leave none of
  * the chart's objects behind.
  */
-class ChartInstallIT {
+public class ChartInstallIT {
   private static final ObjectMapper JSON = new ObjectMapper();
   /** Every kind the chart can render, for the check that uninstall leaves nothing. */
   private static final String CHART_KINDS = String.join(",", "deployments", "services", "serviceaccounts",
@@ -122,7 +122,7 @@ class ChartInstallIT {
   }
 
   /** Applies the CRD sets of .tools/crds (scripts/fetch-crds.sh) and GKE's stand-ins; waits for them. */
-  static void installCrds(KubeApiServer cluster, List<String> sets) {
+  public static void installCrds(KubeApiServer cluster, List<String> sets) {
     Path crds = KubeApiServer.repositoryRoot().resolve(".tools/crds");
     for (String set : sets) {
       Path dir = crds.resolve(set);

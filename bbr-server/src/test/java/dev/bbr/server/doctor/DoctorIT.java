@@ -1,0 +1,103 @@
+package dev.bbr.server.doctor;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.bbr.server.ChartInstallIT;
+import dev.bbr.server.testing.KubeApiServer;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * {@code bbr-server doctor} against a real kube-apiserver serving the published CRDs (Gateway API,
+ * InferencePool, Istio, Envoy Gateway) and GKE's stand-ins: each seed failure, applied with kubectl
+ * to a namespace of its own, yields exactly its finding code; the correct pattern yields none.
+ */
+class DoctorIT {
+  @TempDir static Path state;
+  private static KubeApiServer cluster;
+  private static final AtomicInteger namespaces = new AtomicInteger();
+
+  @BeforeAll
+  static void startCluster() {
+    cluster = KubeApiServer.start(state);
+    ChartInstallIT.installCrds(cluster, List.of("gateway-api-v1.6.3", "gaie-v1.5.0",
+        "envoy-gateway-v1.6.0", "istio-v1.28.0"));
+  }
+
+  @AfterAll
+  static void stopCluster() {
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  /** Applies the fixture to a new namespace, marks its Pods Ready (no kubelet here), runs doctor. */
+  private static JsonNode doctor(SeedFixtures fixture) throws Exception {
+    String ns = "doctor-" + namespaces.incrementAndGet();
+    cluster.kubectl("create", "namespace", ns).orThrow();
+    cluster.kubectlWithInput(fixture.manifests(ns), "apply", "-n", ns, "-f", "-").orThrow();
+    for (String pod : List.of("qwen-decode-0", "phi-decode-0")) {
+      cluster.kubectl("patch", "pod", pod, "-n", ns, "--subresource=status", "--type=merge", "-p",
+          "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}").orThrow();
+    }
+    Run text = run(List.of("--kubeconfig", cluster.kubeconfig().toString(), "--namespace", ns));
+    System.out.printf("DoctorIT[%s] namespace %s, exit %d:%n%s%n", fixture, ns, text.exit(), text.stdout());
+    Run json = run(List.of("--kubeconfig", cluster.kubeconfig().toString(), "--namespace", ns,
+        "--output", "json"));
+    JsonNode report = new ObjectMapper().readTree(json.stdout());
+    assertThat(json.exit()).as("exit code").isEqualTo(report.get("errors").asInt() > 0 ? 1 : 0)
+        .isEqualTo(text.exit());
+    return report;
+  }
+
+  private record Run(int exit, String stdout) {}
+
+  private static Run run(List<String> args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code = Doctor.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8));
+    assertThat(err.toString(StandardCharsets.UTF_8)).isEmpty();
+    return new Run(code, out.toString(StandardCharsets.UTF_8));
+  }
+
+  private static List<String> codes(JsonNode report) {
+    List<String> codes = new ArrayList<>();
+    report.get("findings").forEach(f -> codes.add(f.get("code").asText()));
+    return codes;
+  }
+
+  @Test
+  void correctPattern_hasNoFinding() throws Exception {
+    JsonNode report = doctor(new SeedFixtures("correct pattern 2", "", List.of(), ""));
+    assertThat(codes(report)).as(report.toPrettyString()).isEmpty();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("dev.bbr.server.doctor.SeedFixtures#providers")
+  void providerExtensions_areReadFromTheirOwnFields(SeedFixtures fixture) throws Exception {
+    JsonNode report = doctor(fixture);
+    assertThat(codes(report)).as(fixture.apply()).containsExactlyElementsOf(
+        fixture.code().isEmpty() ? List.of() : List.of(fixture.code()));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("dev.bbr.server.doctor.SeedFixtures#broken")
+  void eachSeedFailure_yieldsExactlyItsFinding(SeedFixtures fixture) throws Exception {
+    JsonNode report = doctor(fixture);
+    assertThat(codes(report)).as(report.toPrettyString()).containsExactly(fixture.code());
+  }
+}
