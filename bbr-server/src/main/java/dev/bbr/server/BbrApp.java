@@ -6,6 +6,7 @@ import dev.bbr.allowlist.DirectoryAllowlistSource;
 import dev.bbr.allowlist.kube.KubernetesAllowlistSource;
 import dev.bbr.server.config.AllowlistSourceConfig;
 import dev.bbr.server.config.BbrOptions;
+import dev.bbr.server.doctor.LiveDoctor;
 import dev.bbr.server.extproc.BodyBudget;
 import dev.bbr.server.extproc.ClientStreamLimit;
 import dev.bbr.server.extproc.ExtProcService;
@@ -60,6 +61,7 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -90,7 +92,7 @@ public final class BbrApp implements AutoCloseable {
   private final Server extProcServer;
 
   private BbrApp(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources,
-      MetricsAccess metricsAccess)
+      MetricsAccess metricsAccess, Supplier<String> doctor)
       throws IOException {
     this.options = options;
     // What has been started so far, undone in reverse if a later step fails (a port in use, an
@@ -117,7 +119,7 @@ public final class BbrApp implements AutoCloseable {
       RouterMetrics metrics = new RouterMetrics(registry, build, budget);
       AllowlistMetrics.bind(registry, allowlist, allowlistSource::status, Clock.systemUTC(), Instant.now());
       metricsServer = MetricsServer.start(
-          options.metricsPort(), registry, allowlist, allowlistSource::status, metricsAccess);
+          options.metricsPort(), registry, allowlist, allowlistSource::status, metricsAccess, doctor);
       started.push(metricsServer);
 
       health = new HealthStatusManager();
@@ -215,7 +217,8 @@ public final class BbrApp implements AutoCloseable {
           ? "bearer tokens reviewed by the API server (TokenReview, SubjectAccessReview)"
           : "open (--metrics-endpoint-auth=false)");
       BbrApp app = start(options, holder ->
-          new KubernetesAllowlistSource(client, namespace, source.configMapLabels(), holder), access);
+          new KubernetesAllowlistSource(client, namespace, source.configMapLabels(), holder), access,
+          new LiveDoctor(client, namespace, System::currentTimeMillis));
       app.ownedResources.add(client);
       if (reviews != null) {
         app.ownedResources.add(reviews);
@@ -249,7 +252,18 @@ public final class BbrApp implements AutoCloseable {
    */
   public static BbrApp start(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources,
       MetricsAccess metricsAccess) throws IOException {
-    BbrApp app = new BbrApp(options, sources, metricsAccess);
+    return start(options, sources, metricsAccess, null);
+  }
+
+  /**
+   * As {@link #start(BbrOptions, Function, MetricsAccess)}, with the doctor report served at
+   * {@code /debug/doctor}.
+   *
+   * @param doctor the report as JSON, or null when the router reads no cluster
+   */
+  static BbrApp start(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources,
+      MetricsAccess metricsAccess, Supplier<String> doctor) throws IOException {
+    BbrApp app = new BbrApp(options, sources, metricsAccess, doctor);
     CompletionStage<Void> firstSync;
     try {
       firstSync = app.allowlistSource.start();

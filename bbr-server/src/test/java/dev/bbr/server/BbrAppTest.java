@@ -8,6 +8,7 @@ import dev.bbr.allowlist.AllowlistSource;
 import dev.bbr.allowlist.DirectoryAllowlistSource;
 import dev.bbr.allowlist.SourceStatus;
 import dev.bbr.server.config.BbrOptions;
+import dev.bbr.server.metrics.MetricsAccess;
 import dev.bbr.server.testing.ExtProcCall;
 import dev.bbr.server.tls.SelfSignedCertificates;
 import dev.bbr.server.tls.ServerIdentity;
@@ -348,6 +349,68 @@ class BbrAppTest {
         .contains("bbr_allowlist_invalid_configmaps 0.0")
         .contains("bbr_allowlist_last_sync_age_seconds ")
         .contains("bbr_plugin_duration_seconds_bucket{extension_point=\"request\"");
+  }
+
+  private HttpResponse<String> getDoctor(BbrApp app, String token) throws Exception {
+    HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(
+        "http://127.0.0.1:" + app.metricsPort() + "/debug/doctor"));
+    if (token != null) {
+      request.header("Authorization", "Bearer " + token);
+    }
+    return HttpClient.newHttpClient().send(request.build(), HttpResponse.BodyHandlers.ofString());
+  }
+
+  private BbrApp startWithDoctor(MetricsAccess access, java.util.function.Supplier<String> doctor)
+      throws Exception {
+    BbrApp app = BbrApp.start(BbrOptions.parse(
+        "--grpc-port", String.valueOf(freePort()), "--grpc-health-port", String.valueOf(freePort()),
+        "--metrics-port", String.valueOf(freePort()), "--allowlist-dir", EXAMPLES.toString(),
+        "--secure-serving=false"), holder -> new DirectoryAllowlistSource(EXAMPLES, holder),
+        access, doctor);
+    toClose.add(app);
+    app.allowlistLoaded().get(10, TimeUnit.SECONDS);
+    return app;
+  }
+
+  @Test
+  void debugDoctor_withoutACluster_is404_sayingHowToRunIt() throws Exception {
+    HttpResponse<String> response = getDoctor(startFromExamples("--secure-serving=false"), null);
+    assertThat(response.statusCode()).isEqualTo(404);
+    assertThat(response.body()).contains("doctor --kubeconfig");
+  }
+
+  @Test
+  void debugDoctor_servesTheReport_orSays503WhenTheClusterCannotBeRead() throws Exception {
+    String report = "{\"version\":1,\"errors\":0,\"warnings\":0,\"infos\":0,\"findings\":[]}\n";
+    HttpResponse<String> ok = getDoctor(startWithDoctor(MetricsAccess.OPEN, () -> report), null);
+    assertThat(ok.statusCode()).isEqualTo(200);
+    assertThat(ok.headers().firstValue("content-type")).hasValue("application/json");
+    assertThat(ok.body()).isEqualTo(report);
+
+    HttpResponse<String> down = getDoctor(startWithDoctor(MetricsAccess.OPEN, () -> {
+      throw new IllegalStateException("connection \"refused\"");
+    }), null);
+    assertThat(down.statusCode()).isEqualTo(503);
+    assertThat(new com.fasterxml.jackson.databind.ObjectMapper().readTree(down.body())
+        .path("error").asText()).contains("connection \"refused\"");
+  }
+
+  @Test
+  void debugDoctor_isBehindTheMetricsPortsAccessControl() throws Exception {
+    java.util.concurrent.atomic.AtomicInteger reads = new java.util.concurrent.atomic.AtomicInteger();
+    MetricsAccess onlyReaders = (authorization, path, method) ->
+        "Bearer reader".equals(authorization) ? MetricsAccess.Verdict.ALLOWED
+            : authorization == null ? MetricsAccess.Verdict.UNAUTHENTICATED
+            : MetricsAccess.Verdict.FORBIDDEN;
+    BbrApp app = startWithDoctor(onlyReaders, () -> {
+      reads.incrementAndGet();
+      return "{}";
+    });
+    assertThat(getDoctor(app, null).statusCode()).isEqualTo(401);
+    assertThat(getDoctor(app, "someone").statusCode()).isEqualTo(403);
+    assertThat(reads).as("nothing read for a refused caller").hasValue(0);
+    assertThat(getDoctor(app, "reader").statusCode()).isEqualTo(200);
+    assertThat(reads).hasValue(1);
   }
 
   @Test

@@ -333,6 +333,35 @@ class HelmChartIT {
   }
 
   @Test
+  void doctorRbac_isOptIn_andReadOnly() throws Exception {
+    for (boolean all : new boolean[] {false, true}) {
+      List<String> scope = List.of("allNamespaces=" + all);
+      JsonNode plain = routerRole(render(new Combo("doctor-off/" + all, scope, List.of())), all);
+      assertThat(plain.path("rules").size()).as("default: the allowlist ConfigMaps only").isEqualTo(1);
+      List<String> sets = new ArrayList<>(scope);
+      sets.add("doctor.rbac=true");
+      JsonNode role = routerRole(render(new Combo("doctor-on/" + all, sets, List.of())), all);
+      Set<String> resources = new LinkedHashSet<>();
+      for (JsonNode rule : role.path("rules")) {
+        rule.path("resources").forEach(r -> resources.add(r.asText()));
+        List<String> verbs = new ArrayList<>();
+        rule.path("verbs").forEach(v -> verbs.add(v.asText()));
+        assertThat(verbs).as("read-only: %s", rule).isSubsetOf("get", "list", "watch");
+      }
+      assertThat(resources).containsExactlyInAnyOrder("configmaps", "services", "pods", "httproutes",
+          "gateways", "inferencepools", "gcproutingextensions", "healthcheckpolicies", "envoyfilters",
+          "envoyextensionpolicies");
+    }
+  }
+
+  private static JsonNode routerRole(List<JsonNode> docs, boolean clusterWide) {
+    String kind = clusterWide ? "ClusterRole" : "Role";
+    return docs.stream().filter(d -> d.path("kind").asText().equals(kind))
+        .filter(d -> d.path("rules").toString().contains("\"configmaps\""))
+        .findFirst().orElseThrow(() -> new AssertionError("no " + kind + " for the allowlist"));
+  }
+
+  @Test
   void attachToGatewayFalse_rendersAllButTheGatewayExtension() throws Exception {
     Map<String, List<String>> kept = Map.of("gke", List.of("HealthCheckPolicy"), "istio", List.of("DestinationRule"),
         "envoy-gateway", List.of("BackendTLSPolicy", "HTTPRouteFilter"));

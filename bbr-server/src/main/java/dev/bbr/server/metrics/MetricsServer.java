@@ -39,20 +39,25 @@ public final class MetricsServer implements AutoCloseable {
 
   /**
    * Binds {@code port} on all interfaces and serves {@code /metrics} and, read-only, {@code
-   * /debug/allowlist}.
+   * /debug/allowlist} and {@code /debug/doctor}.
+   *
+   * @param doctor the doctor report as JSON, or null when the router reads no cluster (404); it
+   *     may throw when the cluster cannot be read (503)
    */
   public static MetricsServer start(
       int port,
       PrometheusMeterRegistry registry,
       Supplier<Allowlist> allowlist,
       Supplier<SourceStatus> status,
-      MetricsAccess access)
+      MetricsAccess access,
+      Supplier<String> doctor)
       throws IOException {
     limitJdkHttpServer();
     HttpServer server = HttpServer.create(new InetSocketAddress(port), 16);
     server.createContext("/metrics", guarded(access, exchange -> scrape(exchange, registry)));
     server.createContext("/debug/allowlist", guarded(access, exchange -> respond(exchange,
         "application/json", () -> AllowlistDebugView.render(allowlist.get(), status.get(), Instant.now()))));
+    server.createContext("/debug/doctor", guarded(access, exchange -> doctor(exchange, doctor)));
     server.createContext("/", guarded(access, MetricsServer::notFound));
     // The JDK server reads each request on an executor thread, so a client that sends half a
     // request line holds one until maxReqTime. A few threads, so that such clients, or a token
@@ -137,8 +142,33 @@ public final class MetricsServer implements AutoCloseable {
     respond(exchange, CONTENT_TYPE, () -> registry.scrape().getBytes(StandardCharsets.UTF_8));
   }
 
+  private static void doctor(HttpExchange exchange, Supplier<String> doctor) throws IOException {
+    if (doctor == null) {
+      respond(exchange, 404, "application/json", () -> ("{\"error\":\"doctor reads a cluster:"
+          + " this router reads its allowlist from files (run bbr-server doctor --kubeconfig"
+          + " FILE instead)\"}\n").getBytes(StandardCharsets.UTF_8));
+      return;
+    }
+    byte[] report;
+    try {
+      report = doctor.get().getBytes(StandardCharsets.UTF_8);
+    } catch (RuntimeException e) {
+      String why = String.valueOf(e.getMessage()).replace("\\", "\\\\").replace("\"", "\\\"")
+          .replaceAll("[\\x00-\\x1f]", " ");
+      respond(exchange, 503, "application/json", () -> ("{\"error\":\"the API server could not"
+          + " be read: " + why + "\"}\n").getBytes(StandardCharsets.UTF_8));
+      return;
+    }
+    respond(exchange, 200, "application/json", () -> report);
+  }
+
   private static void respond(HttpExchange exchange, String contentType, Supplier<byte[]> body)
       throws IOException {
+    respond(exchange, 200, contentType, body);
+  }
+
+  private static void respond(HttpExchange exchange, int status, String contentType,
+      Supplier<byte[]> body) throws IOException {
     try (exchange) {
       if (!"GET".equals(exchange.getRequestMethod()) && !"HEAD".equals(exchange.getRequestMethod())) {
         exchange.sendResponseHeaders(405, -1);
@@ -146,7 +176,7 @@ public final class MetricsServer implements AutoCloseable {
       }
       byte[] bytes = body.get();
       exchange.getResponseHeaders().set("Content-Type", contentType);
-      exchange.sendResponseHeaders(200, bytes.length);
+      exchange.sendResponseHeaders(status, bytes.length);
       try (OutputStream out = exchange.getResponseBody()) {
         out.write(bytes);
       }

@@ -6,10 +6,16 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.bbr.server.ChartInstallIT;
 import dev.bbr.server.testing.KubeApiServer;
+import dev.bbr.server.testing.RouterProcess;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -46,13 +52,7 @@ class DoctorIT {
 
   /** Applies the fixture to a new namespace, marks its Pods Ready (no kubelet here), runs doctor. */
   private static JsonNode doctor(SeedFixtures fixture) throws Exception {
-    String ns = "doctor-" + namespaces.incrementAndGet();
-    cluster.kubectl("create", "namespace", ns).orThrow();
-    cluster.kubectlWithInput(fixture.manifests(ns), "apply", "-n", ns, "-f", "-").orThrow();
-    for (String pod : List.of("qwen-decode-0", "phi-decode-0")) {
-      cluster.kubectl("patch", "pod", pod, "-n", ns, "--subresource=status", "--type=merge", "-p",
-          "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}").orThrow();
-    }
+    String ns = apply(fixture);
     Run text = run(List.of("--kubeconfig", cluster.kubeconfig().toString(), "--namespace", ns));
     System.out.printf("DoctorIT[%s] namespace %s, exit %d:%n%s%n", fixture, ns, text.exit(), text.stdout());
     Run json = run(List.of("--kubeconfig", cluster.kubeconfig().toString(), "--namespace", ns,
@@ -61,6 +61,18 @@ class DoctorIT {
     assertThat(json.exit()).as("exit code").isEqualTo(report.get("errors").asInt() > 0 ? 1 : 0)
         .isEqualTo(text.exit());
     return report;
+  }
+
+  /** Applies the fixture to a new namespace and marks its Pods Ready (no kubelet here). */
+  private static String apply(SeedFixtures fixture) throws Exception {
+    String ns = "doctor-" + namespaces.incrementAndGet();
+    cluster.kubectl("create", "namespace", ns).orThrow();
+    cluster.kubectlWithInput(fixture.manifests(ns), "apply", "-n", ns, "-f", "-").orThrow();
+    for (String pod : List.of("qwen-decode-0", "phi-decode-0")) {
+      cluster.kubectl("patch", "pod", pod, "-n", ns, "--subresource=status", "--type=merge", "-p",
+          "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}").orThrow();
+    }
+    return ns;
   }
 
   private record Run(int exit, String stdout) {}
@@ -99,5 +111,29 @@ class DoctorIT {
   void eachSeedFailure_yieldsExactlyItsFinding(SeedFixtures fixture) throws Exception {
     JsonNode report = doctor(fixture);
     assertThat(codes(report)).as(report.toPrettyString()).containsExactly(fixture.code());
+  }
+
+  @Test
+  void theRunningRouter_servesTheSameReport_atDebugDoctor() throws Exception {
+    SeedFixtures fixture = SeedFixtures.broken().stream()
+        .filter(f -> f.code().equals("ROUTE_HEADER_NOT_SET")).findFirst().orElseThrow();
+    String ns = apply(fixture);
+    JsonNode cli = new ObjectMapper().readTree(run(List.of("--kubeconfig",
+        cluster.kubeconfig().toString(), "--namespace", ns, "--output", "json")).stdout());
+    try (RouterProcess router = RouterProcess.start("doctor-router", RouterProcess.jar(),
+        RouterProcess.Ports.free(), Path.of("target", "it-logs"), List.of(
+            "--kubeconfig", cluster.kubeconfig().toString(), "--namespace", ns,
+            "--metrics-endpoint-auth=false"))) {
+      HttpResponse<String> response = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+              URI.create("http://127.0.0.1:" + router.metricsPort() + "/debug/doctor"))
+          .timeout(Duration.ofSeconds(20)).build(), HttpResponse.BodyHandlers.ofString());
+      System.out.printf("DoctorIT[/debug/doctor] namespace %s: %d %s%n", ns,
+          response.statusCode(), response.body());
+      assertThat(response.statusCode()).isEqualTo(200);
+      assertThat(response.headers().firstValue("content-type")).hasValue("application/json");
+      JsonNode served = new ObjectMapper().readTree(response.body());
+      assertThat(codes(served)).containsExactly("ROUTE_HEADER_NOT_SET");
+      assertThat(served).as("the same report as the command").isEqualTo(cli);
+    }
   }
 }
