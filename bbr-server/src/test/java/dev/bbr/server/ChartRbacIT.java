@@ -105,6 +105,9 @@ class ChartRbacIT {
       assertThat(get(client, port, "/metrics", prometheus)).as("again, from the cache").isEqualTo(200);
       assertThat(get(client, port, "/debug/allowlist", prometheus)).as("not a debug reader").isEqualTo(403);
       assertThat(get(client, port, "/debug/allowlist", debugger)).isEqualTo(200);
+      assertThat(get(client, port, "/debug/doctor", prometheus)).as("not a debug reader").isEqualTo(403);
+      // Without doctor.rbac the report is still served, warning CANNOT_READ for the other kinds.
+      assertThat(get(client, port, "/debug/doctor", debugger)).isEqualTo(200);
       assertThat(get(client, port, "/metrics", debugger)).isEqualTo(403);
       assertThat(get(client, port, "/metrics", nobody)).as("bound to nothing").isEqualTo(403);
       assertThat(get(client, port, "/metrics", null)).as("no token").isEqualTo(401);

@@ -733,7 +733,8 @@ class HelmChartIT {
               + "\"verbs\":[\"create\"]},{\"apiGroups\":[\"authorization.k8s.io\"],"
               + "\"resources\":[\"subjectaccessreviews\"],\"verbs\":[\"create\"]}]"),
           Map.entry("metrics-reader", "[{\"nonResourceURLs\":[\"/metrics\"],\"verbs\":[\"get\"]}]"),
-          Map.entry("debug-reader", "[{\"nonResourceURLs\":[\"/debug/allowlist\"],\"verbs\":[\"get\"]}]"));
+          Map.entry("debug-reader",
+              "[{\"nonResourceURLs\":[\"/debug/allowlist\",\"/debug/doctor\"],\"verbs\":[\"get\"]}]"));
       JsonNode reviews = byKind.get("metrics-auth ClusterRoleBinding").get(0);
       assertThat(reviews.at("/subjects/0/name").asText()).isEqualTo(pod.getServiceAccountName());
     }
