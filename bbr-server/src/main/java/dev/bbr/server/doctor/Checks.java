@@ -15,6 +15,7 @@ import dev.bbr.allowlist.ConfigMapParser;
 import dev.bbr.allowlist.Conflict;
 import dev.bbr.allowlist.InvalidConfigMapException;
 import dev.bbr.allowlist.ModelMapping;
+import dev.bbr.server.extproc.RoutingHeaders;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import java.util.ArrayList;
@@ -35,8 +36,8 @@ import java.util.Set;
  * the base model is not also reported as unrouted.
  */
 final class Checks {
-  static final String BASE_HEADER = "x-gateway-base-model-name";
-  static final String MODEL_HEADER = "x-gateway-model-name";
+  static final String BASE_HEADER = RoutingHeaders.BASE_MODEL_HEADER;
+  static final String MODEL_HEADER = RoutingHeaders.MODEL_HEADER;
   /** Values of {@code app.kubernetes.io/name} that mark the router's own Service. */
   static final Set<String> ROUTER_NAMES = Set.of("body-based-router", "body-based-routing");
 

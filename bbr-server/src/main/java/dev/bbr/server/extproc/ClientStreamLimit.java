@@ -41,7 +41,7 @@ public final class ClientStreamLimit implements ServerInterceptor {
     return OVER_LIMIT.get() != null;
   }
 
-  /** Streams the client at {@code address} holds open now (for tests and the debug view). */
+  /** Streams the client at {@code address} holds open now. */
   int openStreams(InetAddress address) {
     return open.getOrDefault(address, 0);
   }

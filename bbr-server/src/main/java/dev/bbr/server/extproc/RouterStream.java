@@ -224,9 +224,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     requestId = requestId(headers);
     span = context.tracing().start(headers);
     if (overClientLimit) {
-      refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
-          "router_overloaded", null,
-          "This client holds too many open streams to the router; retry shortly.");
+      refuseOverloaded("This client holds too many open streams to the router; retry shortly.");
       return;
     }
     if (headers.getEndOfStream()) {
@@ -741,9 +739,13 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
 
   /** 503 with {@code retry-after}: the body budget cannot take more now. */
   private void refuseOverloaded() {
+    refuseOverloaded("The router is holding too many request bodies; retry shortly.");
+  }
+
+  /** 503 {@code router_overloaded} with {@code retry-after}. */
+  private void refuseOverloaded(String message) {
     refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
-        "router_overloaded", null,
-        "The router is holding too many request bodies; retry shortly.");
+        "router_overloaded", null, message);
   }
 
   /** Answers with a local reply (OpenAI error shape) and ends the stream. */

@@ -1,5 +1,7 @@
 package dev.bbr.server.metrics;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpHandler;
 import com.sun.net.httpserver.HttpServer;
@@ -29,6 +31,7 @@ public final class MetricsServer implements AutoCloseable {
   static final String PROTOBUF_CONTENT_TYPE =
       PROTOBUF + "; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
+  private static final JsonFactory JSON = new JsonFactory();
   private final HttpServer server;
   private final ExecutorService executor;
 
@@ -144,22 +147,33 @@ public final class MetricsServer implements AutoCloseable {
 
   private static void doctor(HttpExchange exchange, Supplier<String> doctor) throws IOException {
     if (doctor == null) {
-      respond(exchange, 404, "application/json", () -> ("{\"error\":\"doctor reads a cluster:"
-          + " this router reads its allowlist from files (run bbr-server doctor --kubeconfig"
-          + " FILE instead)\"}\n").getBytes(StandardCharsets.UTF_8));
+      respond(exchange, 404, "application/json", () -> error("doctor reads a cluster: this router"
+          + " reads its allowlist from files (run bbr-server doctor --kubeconfig FILE instead)"));
       return;
     }
     byte[] report;
     try {
       report = doctor.get().getBytes(StandardCharsets.UTF_8);
     } catch (RuntimeException e) {
-      String why = String.valueOf(e.getMessage()).replace("\\", "\\\\").replace("\"", "\\\"")
-          .replaceAll("[\\x00-\\x1f]", " ");
-      respond(exchange, 503, "application/json", () -> ("{\"error\":\"the API server could not"
-          + " be read: " + why + "\"}\n").getBytes(StandardCharsets.UTF_8));
+      respond(exchange, 503, "application/json",
+          () -> error("the API server could not be read: " + e.getMessage()));
       return;
     }
     respond(exchange, 200, "application/json", () -> report);
+  }
+
+  /** {@code {"error": message}}, escaped by Jackson. */
+  private static byte[] error(String message) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream(256);
+    try (JsonGenerator json = JSON.createGenerator(out)) {
+      json.writeStartObject();
+      json.writeStringField("error", message);
+      json.writeEndObject();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e); // writing to memory
+    }
+    out.write('\n');
+    return out.toByteArray();
   }
 
   private static void respond(HttpExchange exchange, String contentType, Supplier<byte[]> body)
