@@ -239,17 +239,19 @@ class KubernetesAllowlistSourceRecoveryTest {
   }
 
   @Test
-  void watchClosedRightAway_relists_andLaterChangesApply() throws Exception {
+  void watchClosedRightAway_keepsTheAllowlist_andLaterChangesApply() throws Exception {
     create(mapping("llama", LLAMA, "sql-lora")); // resourceVersion 1
-    // A watch the server closes at once without a word: fabric8 treats it as a stale version
-    // (some API proxies answer 410 that way) and relists.
+    // A watch the server closes at once without a word. fabric8 relists when the close comes
+    // within 2 s of the request (some API proxies answer a stale version that way) and otherwise
+    // watches again from the same version; which one depends on how loaded the machine is, so
+    // the test asks only for what matters to us: a new watch, no lost model, later changes seen.
     server.expect().get().withPath(watch(1)).andUpgradeToWebSocket().open().done().once();
     started();
 
     List<Allowlist> seen = new ArrayList<>();
-    await().atMost(5, SECONDS).pollInterval(5, MILLISECONDS).until(() -> {
+    await().atMost(10, SECONDS).pollInterval(5, MILLISECONDS).until(() -> {
       seen.add(holder.get());
-      return requestsTo(LIST) == 1;
+      return requestsTo(watch(1)) >= 2; // the scripted watch, then the next one (a relist's too)
     });
     assertThat(seen).allMatch(a -> LLAMA.equals(a.baseModelOf("sql-lora")), "never lost llama");
 
