@@ -348,9 +348,9 @@ class HelmChartIT {
         rule.path("verbs").forEach(v -> verbs.add(v.asText()));
         assertThat(verbs).as("read-only: %s", rule).isSubsetOf("get", "list", "watch");
       }
-      assertThat(resources).containsExactlyInAnyOrder("configmaps", "services", "pods", "httproutes",
-          "gateways", "inferencepools", "gcproutingextensions", "healthcheckpolicies", "envoyfilters",
-          "envoyextensionpolicies");
+      assertThat(resources).containsExactlyInAnyOrder("configmaps", "services", "pods", "deployments",
+          "httproutes", "gateways", "backendtlspolicies", "inferencepools", "gcproutingextensions",
+          "healthcheckpolicies", "envoyfilters", "destinationrules", "envoyextensionpolicies");
     }
   }
 

@@ -198,6 +198,25 @@ public record BbrOptions(
     return fromValues(values(args), env);
   }
 
+  /**
+   * What a router started with {@code args} in {@code env} serves and watches, read without
+   * checking any file: {@code doctor} reads another pod's arguments, whose files are in that pod.
+   *
+   * @throws InvalidOptionsException when the flags do not parse (that router would not start)
+   */
+  public static Declared declared(Map<String, String> env, String... args) {
+    Map<String, String> v = values(args);
+    return new Declared(bool(v, "secure-serving", true), allowlist(v, env));
+  }
+
+  /**
+   * A router's serving mode and allowlist source, as its arguments declare them.
+   *
+   * @param secureServing ext_proc over TLS ({@code --secure-serving}, default true)
+   * @param allowlist where the allowlist is read from
+   */
+  public record Declared(boolean secureServing, AllowlistSourceConfig allowlist) {}
+
   /** Returns each flag given with its value (values of repeatable flags joined by a newline). */
   private static Map<String, String> values(String... args) {
     Map<String, String> values = new LinkedHashMap<>();

@@ -15,6 +15,8 @@ import dev.bbr.allowlist.ConfigMapParser;
 import dev.bbr.allowlist.Conflict;
 import dev.bbr.allowlist.InvalidConfigMapException;
 import dev.bbr.allowlist.ModelMapping;
+import dev.bbr.server.config.AllowlistSourceConfig;
+import dev.bbr.server.doctor.Routers.Router;
 import dev.bbr.server.extproc.RoutingHeaders;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
@@ -38,17 +40,25 @@ import java.util.Set;
 final class Checks {
   static final String BASE_HEADER = RoutingHeaders.BASE_MODEL_HEADER;
   static final String MODEL_HEADER = RoutingHeaders.MODEL_HEADER;
-  /** Values of {@code app.kubernetes.io/name} that mark the router's own Service. */
-  static final Set<String> ROUTER_NAMES = Set.of("body-based-router", "body-based-routing");
+  /** The router's ConfigMap selectors when no router Deployment is in sight. */
+  private static final List<String> DEFAULT_ROUTER_LABELS = AllowlistSourceConfig.DEFAULT_LABELS;
 
   private final ClusterSnapshot snapshot;
   /** Limits route and extension checks to this Gateway's name; null for every Gateway. */
   private final String gateway;
+  /** The router Deployments in the scope read. */
+  private final List<Router> routers;
+  /** Router Deployments outside it, where doctor may list every namespace. */
+  private final List<Router> elsewhere;
   private final List<Finding> findings = new ArrayList<>();
 
   private Checks(ClusterSnapshot snapshot, String gateway) {
     this.snapshot = snapshot;
     this.gateway = gateway;
+    this.routers = Routers.in(snapshot.deployments().stream()
+        .filter(d -> snapshot.inScope(namespace(d))).toList());
+    this.elsewhere = Routers.in(snapshot.deployments().stream()
+        .filter(d -> !snapshot.inScope(namespace(d))).toList());
   }
 
   /** Returns the findings for {@code snapshot}, limited to routes on {@code gateway} when non-null. */
@@ -75,20 +85,92 @@ final class Checks {
           "doctor could not read " + refused + "; checks that need it are incomplete",
           "grant get and list on it to the identity doctor runs as (read-only)");
     }
-    if (snapshot.configMaps().isEmpty()) {
-      boolean refused = snapshot.unreadable().stream().anyMatch(u -> u.startsWith("ConfigMap"));
-      add(Severity.ERROR, "NO_ALLOWLIST", List.of(),
-          "every request naming a model gets 404 model_not_found: the router sees no allowlist"
-              + (refused ? " (listing ConfigMaps is forbidden)" : ""),
-          "create one ConfigMap per base model labelled " + ConfigMapParser.MANAGED_LABEL
-              + ": \"true\" with data.baseModel (and data.adapters) in a namespace the router"
-              + " watches, and let its ServiceAccount list ConfigMaps there"
-              + " (deploy/examples/allowlist/)");
+    List<Router> denied = new ArrayList<>();
+    for (Router router : routers) {
+      List<String> verbs = snapshot.routerAccess()
+          .getOrDefault(router.namespace() + "/" + name(router.deployment()), List.of());
+      if (!verbs.isEmpty()) {
+        denied.add(router);
+        String where = router.watchedNamespace() == null ? "any namespace"
+            : "namespace " + router.watchedNamespace();
+        add(Severity.ERROR, "ALLOWLIST_FORBIDDEN",
+            List.of(router.ref(), new ObjectRef("ServiceAccount", router.namespace(), router.serviceAccount())),
+            "the router's ServiceAccount may not " + String.join(" or ", verbs) + " ConfigMaps in "
+                + where + ": it never loads the allowlist, stays unready, and every model gets 404",
+            "bind a " + (router.watchedNamespace() == null ? "ClusterRole" : "Role in "
+                + router.watchedNamespace()) + " with get, list and watch on configmaps to"
+                + " ServiceAccount " + router.namespace() + "/" + router.serviceAccount()
+                + " (the chart renders it in allowlist.namespace, or cluster-wide with"
+                + " allNamespaces=true)");
+      }
+    }
+    // What the router reads: in a namespace it watches, with one of its labels. Without a router
+    // Deployment in sight, the scope read stands for the watched namespace, the default labels
+    // for its selectors.
+    List<ConfigMap> watched = new ArrayList<>();
+    List<ConfigMap> unwatched = new ArrayList<>();
+    List<ConfigMap> unlabelled = new ArrayList<>();
+    for (ConfigMap cm : snapshot.configMaps()) {
+      String ns = cm.getMetadata().getNamespace();
+      Map<String, String> labels = Objects.requireNonNullElse(cm.getMetadata().getLabels(), Map.of());
+      boolean inWatched = routers.isEmpty() ? snapshot.inScope(ns)
+          : routers.stream().anyMatch(r -> r.watches(ns));
+      boolean selected = routers.isEmpty() ? DEFAULT_ROUTER_LABELS.stream().anyMatch(l -> hasLabel(labels, l))
+          : routers.stream().anyMatch(r -> r.watches(ns) && r.selects(labels));
+      if (selected && inWatched) {
+        watched.add(cm);
+      } else if (inWatched && cm.getData() != null && cm.getData().containsKey("baseModel")) {
+        unlabelled.add(cm);
+      } else if (!inWatched && elsewhere.stream().noneMatch(r -> r.watches(ns) && r.selects(labels))) {
+        unwatched.add(cm); // and no other router reads it either
+      }
+    }
+    for (ConfigMap cm : unlabelled) {
+      String source = ConfigMapParser.sourceName(cm);
+      String wanted = routers.isEmpty() ? AllowlistSourceConfig.DEFAULT_LABEL : routers.get(0).labels().get(0);
+      add(Severity.ERROR, "ALLOWLIST_NOT_LABELLED", List.of(configMapRef(source)),
+          "the router does not read this ConfigMap (its labels are not the router's selector):"
+              + " requests for " + cm.getData().get("baseModel").trim() + " and its adapters get 404"
+              + " model_not_found",
+          "label it " + wanted.replace("=", ": \"") + "\" (exactly; the value is case-sensitive)");
+    }
+    List<ConfigMap> intended = new ArrayList<>(watched);
+    intended.addAll(unlabelled);
+    if (watched.isEmpty() && unlabelled.isEmpty() && !unwatched.isEmpty() && denied.size() < Math.max(1, routers.size())) {
+      List<ObjectRef> objects = new ArrayList<>();
+      unwatched.forEach(cm -> objects.add(configMapRef(ConfigMapParser.sourceName(cm))));
+      routers.forEach(r -> objects.add(r.ref()));
+      Set<String> where = new LinkedHashSet<>();
+      unwatched.forEach(cm -> where.add(cm.getMetadata().getNamespace()));
+      String routerScope = routers.isEmpty()
+          ? "namespace " + snapshot.scope() + " (read by doctor; no router Deployment found there)"
+          : String.join(", ", routers.stream().map(r -> r.watchedNamespace() == null ? "every namespace"
+              : "namespace " + r.watchedNamespace()).collect(java.util.stream.Collectors.toCollection(LinkedHashSet::new)));
+      add(Severity.ERROR, "ALLOWLIST_NOT_WATCHED", objects,
+          "the allowlist ConfigMaps are in namespace " + String.join(", ", where) + " but the router"
+              + " watches " + routerScope
+              + ": it sees no allowlist and every request naming a model gets 404 model_not_found",
+          "move the ConfigMaps to the namespace the router watches, or start the router with"
+              + " --namespace=" + where.iterator().next() + " (chart: allowlist.namespace="
+              + where.iterator().next() + ") and let its ServiceAccount list ConfigMaps there");
+      intended.addAll(unwatched);
+    }
+    if (intended.isEmpty()) {
+      if (denied.isEmpty()) {
+        boolean refused = snapshot.unreadable().stream().anyMatch(u -> u.startsWith("ConfigMap"));
+        add(Severity.ERROR, "NO_ALLOWLIST", routers.stream().map(Router::ref).toList(),
+            "every request naming a model gets 404 model_not_found: the router sees no allowlist"
+                + (refused ? " (listing ConfigMaps is forbidden)" : ""),
+            "create one ConfigMap per base model labelled " + ConfigMapParser.MANAGED_LABEL
+                + ": \"true\" with data.baseModel (and data.adapters) in a namespace the router"
+                + " watches, and let its ServiceAccount list ConfigMaps there"
+                + " (deploy/examples/allowlist/)");
+      }
       return Allowlist.EMPTY;
     }
     ConfigMapParser parser = new ConfigMapParser();
     List<ModelMapping> mappings = new ArrayList<>();
-    for (ConfigMap configMap : snapshot.configMaps()) {
+    for (ConfigMap configMap : intended) {
       String source = ConfigMapParser.sourceName(configMap);
       try {
         mappings.add(parser.parse(configMap, source));
@@ -110,6 +192,11 @@ final class Checks {
           "remove \"" + c.name() + "\" from one of the two ConfigMaps");
     }
     return allowlist;
+  }
+
+  private static boolean hasLabel(Map<String, String> labels, String keyValue) {
+    int eq = keyValue.indexOf('=');
+    return Objects.equals(labels.get(keyValue.substring(0, eq)), keyValue.substring(eq + 1));
   }
 
   private static ObjectRef configMapRef(String source) {
@@ -435,15 +522,8 @@ final class Checks {
     });
   }
 
-  /** {@code namespace/name} of the router's Services: labelled as the chart labels them. */
   private Set<String> routerServices() {
-    Set<String> names = new LinkedHashSet<>();
-    for (GenericKubernetesResource service : snapshot.services()) {
-      if (ROUTER_NAMES.contains(labels(service).getOrDefault("app.kubernetes.io/name", ""))) {
-        names.add(namespace(service) + "/" + name(service));
-      }
-    }
-    return names;
+    return Routers.services(snapshot.services());
   }
 
   // ---- gateway extensions ----
@@ -538,6 +618,120 @@ final class Checks {
               + ", which is not its ext_proc port" + (grpc == null ? "" : " (" + grpc + ")")
               + ": every request fails (500) with failOpen false",
           "set the extension's backend port to " + (grpc == null ? "the router's gRPC port (9004 by default)" : grpc));
+      return;
+    }
+    Object port = ports.stream().filter(p -> backend.port() == null ? "grpc".equals(string(p, "name"))
+        : backend.port().equals(string(p, "port")) || backend.port().equals(string(p, "name")))
+        .findFirst().orElse(null);
+    for (Router router : routers) {
+      if (port != null && Routers.backs(service, router.deployment())) {
+        tls(extension, service, port, router);
+      }
+    }
+  }
+
+  /** How a gateway opens its ext_proc connections, when its objects say. */
+  private record GatewayTls(boolean tls, GenericKubernetesResource policy) {}
+
+  /** Reports a gateway that speaks TLS to a plaintext router, or plaintext to a TLS one. */
+  private void tls(GenericKubernetesResource extension, GenericKubernetesResource service, Object port,
+      Router router) {
+    GatewayTls gateway = gatewayTls(extension, service, port);
+    if (gateway == null || gateway.tls() == router.secureServing()) {
+      return;
+    }
+    List<ObjectRef> objects = new ArrayList<>(List.of(ref(extension), router.ref()));
+    if (gateway.policy() != null) {
+      objects.add(ref(gateway.policy()));
+    }
+    String serviceName = name(service);
+    String portNumber = string(port, "port");
+    String fix = switch (Objects.requireNonNullElse(extension.getKind(), "")) {
+      case "GCPRoutingExtension" -> router.secureServing()
+          ? "set appProtocol: HTTP2 on Service " + serviceName + " port " + portNumber
+              + " (the chart does unless service.grpcAppProtocol overrides it), or start the"
+              + " router with --secure-serving=false (chart: tls.mode=disabled)"
+          : "set appProtocol: kubernetes.io/h2c on Service " + serviceName + " port " + portNumber
+              + ", or start the router with --secure-serving=true (chart: tls.mode=selfSigned)";
+      case "EnvoyFilter" -> router.secureServing()
+          ? "add a DestinationRule for host " + serviceName + "." + namespace(service)
+              + ".svc.cluster.local with portLevelSettings port " + portNumber + " tls.mode SIMPLE"
+              + " (the chart renders it when tls.mode is not disabled), or start the router with"
+              + " --secure-serving=false"
+          : "remove the tls settings for port " + portNumber + " from DestinationRule "
+              + name(gateway.policy()) + " (or set mode DISABLE), or start the router with"
+              + " --secure-serving=true";
+      default -> router.secureServing()
+          ? "add a BackendTLSPolicy on Service " + serviceName + " (sectionName grpc) whose"
+              + " caCertificateRefs hold the CA of the router's certificate (chart: tls.mode"
+              + " certManager or existingSecret with provider.envoyGateway.caCertificateRefs),"
+              + " or start the router with --secure-serving=false (chart: tls.mode=disabled)"
+          : "delete BackendTLSPolicy " + name(gateway.policy()) + ", or start the router with"
+              + " --secure-serving=true and a certificate that policy's CA signed";
+    };
+    add(Severity.ERROR, "EXTENSION_TLS_MISMATCH", objects,
+        "the gateway opens " + (gateway.tls() ? "TLS" : "plaintext (h2c)") + " connections to the"
+            + " router, which serves " + (router.secureServing() ? "TLS (--secure-serving=true)"
+                : "plaintext h2c (--secure-serving=false)")
+            + ": every ext_proc call fails, so requests get 500 with failOpen false",
+        fix);
+  }
+
+  /** The TLS mode the extension's gateway uses towards {@code service}'s {@code port}; null: unknown. */
+  private GatewayTls gatewayTls(GenericKubernetesResource extension, GenericKubernetesResource service,
+      Object port) {
+    String ns = namespace(service);
+    String serviceName = name(service);
+    switch (Objects.requireNonNullElse(extension.getKind(), "")) {
+      case "GCPRoutingExtension" -> {
+        // GKE's load balancer speaks to the backend as the Service port's appProtocol says.
+        String protocol = Objects.requireNonNullElse(string(port, "appProtocol"), "");
+        return switch (protocol) {
+          case "HTTP2", "HTTPS", "kubernetes.io/h2" -> new GatewayTls(true, null);
+          case "kubernetes.io/h2c", "H2C" -> new GatewayTls(false, null);
+          default -> null;
+        };
+      }
+      case "EnvoyFilter" -> {
+        Set<String> hosts = Set.of(serviceName, serviceName + "." + ns, serviceName + "." + ns + ".svc",
+            serviceName + "." + ns + ".svc.cluster.local");
+        for (GenericKubernetesResource rule : snapshot.tlsPolicies()) {
+          if (!"DestinationRule".equals(rule.getKind()) || !hosts.contains(string(spec(rule), "host"))) {
+            continue;
+          }
+          String mode = string(spec(rule), "trafficPolicy", "tls", "mode");
+          for (Object setting : list(spec(rule), "trafficPolicy", "portLevelSettings")) {
+            if (Objects.equals(string(setting, "port", "number"), string(port, "port"))) {
+              mode = string(setting, "tls", "mode");
+            }
+          }
+          if ("ISTIO_MUTUAL".equals(mode)) {
+            return null; // the sidecars' mTLS: how it reaches the router depends on its sidecar
+          }
+          if (mode != null) {
+            return new GatewayTls(mode.equals("SIMPLE") || mode.equals("MUTUAL"), rule);
+          }
+        }
+        return new GatewayTls(false, null);
+      }
+      case "EnvoyExtensionPolicy" -> {
+        for (GenericKubernetesResource policy : snapshot.tlsPolicies()) {
+          if (!"BackendTLSPolicy".equals(policy.getKind()) || !namespace(policy).equals(ns)) {
+            continue;
+          }
+          for (Object target : list(spec(policy), "targetRefs")) {
+            String section = string(target, "sectionName");
+            if ("Service".equals(string(target, "kind")) && serviceName.equals(string(target, "name"))
+                && (section == null || section.equals(string(port, "name")))) {
+              return new GatewayTls(true, policy);
+            }
+          }
+        }
+        return new GatewayTls(false, null);
+      }
+      default -> {
+        return null;
+      }
     }
   }
 

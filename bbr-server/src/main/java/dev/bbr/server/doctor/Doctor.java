@@ -20,7 +20,8 @@ public final class Doctor {
       usage: bbr-server doctor [--kubeconfig FILE] [--namespace NS | --all-namespaces]
                                [--gateway NAME] [--output text|json]
       Reads (read-only) the allowlist ConfigMaps, HTTPRoutes, InferencePools, Services, Pods,
-      Gateways, gateway extensions and HealthCheckPolicies, and reports each misconfiguration
+      Deployments, Gateways, gateway extensions, DestinationRules, BackendTLSPolicies and
+      HealthCheckPolicies, and reports each misconfiguration
       with the fix. Exit code: 0 clean, 1 an ERROR finding, 2 usage error or cluster unreadable.
       """;
 

@@ -535,4 +535,23 @@ class BbrOptionsTest {
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessage("--log-format: yaml (expected: json or text)");
   }
+
+  @Test
+  void declared_readsAnotherPodsFlags_withoutLookingForItsFiles() {
+    Map<String, String> pod = Map.of("KUBERNETES_SERVICE_HOST", "10.0.0.1", "NAMESPACE", "gateway");
+    BbrOptions.Declared chart = BbrOptions.declared(pod, "--secure-serving=true",
+        "--cert-path=/etc/bbr/tls", "--configmap-label=team=a");
+    assertThat(chart.secureServing()).isTrue();
+    assertThat(chart.allowlist().namespace()).isEqualTo("gateway");
+    assertThat(chart.allowlist().configMapLabels()).containsExactly("team=a");
+
+    BbrOptions.Declared plaintext = BbrOptions.declared(pod, "--secure-serving", "false", "--namespace", "models");
+    assertThat(plaintext.secureServing()).isFalse();
+    assertThat(plaintext.allowlist().namespace()).isEqualTo("models");
+    assertThat(BbrOptions.declared(pod).secureServing()).as("upstream's default").isTrue();
+    assertThat(BbrOptions.declared(pod, "--all-namespaces").allowlist().allNamespaces()).isTrue();
+
+    assertThatThrownBy(() -> BbrOptions.declared(pod, "--secure-serving=maybe"))
+        .isInstanceOf(InvalidOptionsException.class);
+  }
 }

@@ -60,6 +60,9 @@ class DoctorIT {
     JsonNode report = new ObjectMapper().readTree(json.stdout());
     assertThat(json.exit()).as("exit code").isEqualTo(report.get("errors").asInt() > 0 ? 1 : 0)
         .isEqualTo(text.exit());
+    // doctor also reads labelled ConfigMaps in other namespaces (no router there reads them: in
+    // a real cluster, a likely misplaced allowlist). Each fixture is its own cluster: leave none.
+    cluster.kubectl("delete", "configmap", "-n", ns, "-l", "inference.networking.k8s.io/bbr-managed").orThrow();
     return report;
   }
 

@@ -221,6 +221,106 @@ record SeedFixtures(String name, String apply, List<String> delete, String code)
         """.formatted(port, host);
   }
 
+  /** The router's Deployment as infra.yaml has it, with {@code args} for its flags. */
+  private static String routerDeployment(String... args) {
+    StringBuilder flags = new StringBuilder();
+    for (String arg : args) {
+      flags.append("            - ").append(arg).append('\n');
+    }
+    return """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: body-based-router
+          labels:
+            app.kubernetes.io/name: body-based-router
+        spec:
+          selector:
+            matchLabels:
+              app.kubernetes.io/name: body-based-router
+          template:
+            metadata:
+              labels:
+                app.kubernetes.io/name: body-based-router
+            spec:
+              serviceAccountName: body-based-router
+              containers:
+                - name: body-based-router
+                  image: registry.example.com/body-based-router:0.1.0
+                  args:
+        """ + flags + """
+                  env:
+                    - name: NAMESPACE
+                      valueFrom:
+                        fieldRef:
+                          fieldPath: metadata.namespace
+        """;
+  }
+
+  /** What the chart renders for Istio with TLS: the gateway originates TLS to port 9004. */
+  private static String destinationRule(String mode) {
+    return """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata:
+          name: body-based-router
+        spec:
+          host: body-based-router.%s.svc.cluster.local
+          trafficPolicy:
+            portLevelSettings:
+              - port:
+                  number: 9004
+                tls:
+                  mode: %s
+                  insecureSkipVerify: true
+        """.formatted(NAMESPACE_TOKEN, mode);
+  }
+
+  /** What the chart renders for Envoy Gateway with TLS. */
+  private static final String BACKEND_TLS_POLICY = """
+      apiVersion: gateway.networking.k8s.io/v1
+      kind: BackendTLSPolicy
+      metadata:
+        name: body-based-router
+      spec:
+        targetRefs:
+          - group: ""
+            kind: Service
+            name: body-based-router
+            sectionName: grpc
+        validation:
+          hostname: body-based-router.%s.svc.cluster.local
+          caCertificateRefs:
+            - group: ""
+              kind: ConfigMap
+              name: body-based-router-ca
+      """.formatted(NAMESPACE_TOKEN);
+
+  /** Read access to ConfigMaps in every namespace, in place of the Role in the router's own. */
+  private static final String CLUSTER_READER = """
+      apiVersion: rbac.authorization.k8s.io/v1
+      kind: ClusterRole
+      metadata:
+        name: body-based-router-%1$s
+      rules:
+        - apiGroups: [""]
+          resources: ["configmaps"]
+          verbs: ["get", "list", "watch"]
+      ---
+      apiVersion: rbac.authorization.k8s.io/v1
+      kind: ClusterRoleBinding
+      metadata:
+        name: body-based-router-%1$s
+      roleRef:
+        apiGroup: rbac.authorization.k8s.io
+        kind: ClusterRole
+        name: body-based-router-%1$s
+      subjects:
+        - kind: ServiceAccount
+          name: body-based-router
+          namespace: "%1$s"
+      """.formatted(NAMESPACE_TOKEN);
+
   /**
    * The router attached through Istio or Envoy Gateway instead of GKE's extension (the
    * GCPRoutingExtension deleted): right, and pointing at the wrong Service or port.
@@ -228,14 +328,33 @@ record SeedFixtures(String name, String apply, List<String> delete, String code)
   static List<SeedFixtures> providers() {
     List<String> gke = List.of("gcproutingextension/body-based-router");
     String host = "body-based-router." + NAMESPACE_TOKEN + ".svc.cluster.local";
+    String plaintext = routerDeployment("--secure-serving=false");
     return List.of(
-        new SeedFixtures("envoy gateway: attached", envoyExtensionPolicy("body-based-router", 9004), gke, ""),
+        new SeedFixtures("envoy gateway: attached",
+            envoyExtensionPolicy("body-based-router", 9004) + "---\n" + BACKEND_TLS_POLICY, gke, ""),
         new SeedFixtures("envoy gateway: another Service", envoyExtensionPolicy("gaie-pattern1-epp", 9002),
             gke, "EXTENSION_WRONG_BACKEND"),
-        new SeedFixtures("istio: attached", envoyFilter(host, 9004), gke, ""),
+        new SeedFixtures("envoy gateway: TLS router, no BackendTLSPolicy",
+            envoyExtensionPolicy("body-based-router", 9004), gke, "EXTENSION_TLS_MISMATCH"),
+        new SeedFixtures("envoy gateway: plaintext router, attached, no BackendTLSPolicy",
+            envoyExtensionPolicy("body-based-router", 9004) + "---\n" + plaintext, gke, ""),
+        new SeedFixtures("envoy gateway: plaintext router with a BackendTLSPolicy",
+            envoyExtensionPolicy("body-based-router", 9004) + "---\n" + BACKEND_TLS_POLICY + "---\n"
+                + plaintext, gke, "EXTENSION_TLS_MISMATCH"),
+        new SeedFixtures("istio: attached", envoyFilter(host, 9004) + "---\n" + destinationRule("SIMPLE"),
+            gke, ""),
+        new SeedFixtures("istio: TLS router, no DestinationRule", envoyFilter(host, 9004), gke,
+            "EXTENSION_TLS_MISMATCH"),
+        new SeedFixtures("istio: plaintext router, DestinationRule originates TLS",
+            envoyFilter(host, 9004) + "---\n" + destinationRule("SIMPLE") + "---\n" + plaintext, gke,
+            "EXTENSION_TLS_MISMATCH"),
+        new SeedFixtures("istio: plaintext router, DestinationRule with tls DISABLE",
+            envoyFilter(host, 9004) + "---\n" + destinationRule("DISABLE") + "---\n" + plaintext, gke, ""),
         new SeedFixtures("istio: health port", envoyFilter(host, 9005), gke, "EXTENSION_WRONG_BACKEND"),
         new SeedFixtures("istio: Service missing", envoyFilter("bbr." + NAMESPACE_TOKEN + ".svc.cluster.local", 9004),
-            gke, "EXTENSION_WRONG_BACKEND"));
+            gke, "EXTENSION_WRONG_BACKEND"),
+        new SeedFixtures("gke: plaintext router, Service port appProtocol HTTP2", plaintext, List.of(),
+            "EXTENSION_TLS_MISMATCH"));
   }
 
   static List<SeedFixtures> broken() {
@@ -292,6 +411,14 @@ record SeedFixtures(String name, String apply, List<String> delete, String code)
         new SeedFixtures("unparseable adapters",
             allowlist("mistral-allowlist", "mistralai/Mistral-7B-Instruct-v0.3", "mistral-lora: [unclosed"),
             List.of(), "INVALID_ALLOWLIST"),
-        new SeedFixtures("no catch-all route", "", List.of("httproute/catch-all"), "NO_CATCH_ALL"));
+        new SeedFixtures("no catch-all route", "", List.of("httproute/catch-all"), "NO_CATCH_ALL"),
+        new SeedFixtures("router watches another namespace than its ConfigMaps",
+            routerDeployment("--secure-serving=true", "--namespace=models") + "---\n" + CLUSTER_READER,
+            List.of("role/body-based-router", "rolebinding/body-based-router"), "ALLOWLIST_NOT_WATCHED"),
+        new SeedFixtures("router may not list ConfigMaps (no RoleBinding)", "",
+            List.of("rolebinding/body-based-router"), "ALLOWLIST_FORBIDDEN"),
+        new SeedFixtures("ConfigMap labelled bbr-managed: \"True\"",
+            qwenAllowlist("- qwen-food-review").replace("bbr-managed: \"true\"", "bbr-managed: \"True\""),
+            List.of(), "ALLOWLIST_NOT_LABELLED"));
   }
 }

@@ -1,0 +1,162 @@
+package dev.bbr.server.doctor;
+
+import static dev.bbr.server.doctor.Fields.at;
+import static dev.bbr.server.doctor.Fields.labels;
+import static dev.bbr.server.doctor.Fields.list;
+import static dev.bbr.server.doctor.Fields.map;
+import static dev.bbr.server.doctor.Fields.name;
+import static dev.bbr.server.doctor.Fields.namespace;
+import static dev.bbr.server.doctor.Fields.spec;
+import static dev.bbr.server.doctor.Fields.string;
+
+import dev.bbr.server.config.BbrOptions;
+import dev.bbr.server.config.InvalidOptionsException;
+import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * Finds the router's Deployments and reads what their arguments declare, with the router's own
+ * flag parser: the TLS mode the gateway must speak, and where the allowlist is watched.
+ */
+final class Routers {
+  /** Values of {@code app.kubernetes.io/name} that mark the router's own objects (the charts'). */
+  static final Set<String> NAMES = Set.of("body-based-router", "body-based-routing");
+
+  private Routers() {}
+
+  /**
+   * One router Deployment.
+   *
+   * @param deployment the Deployment
+   * @param serviceAccount its pods' ServiceAccount name
+   * @param secureServing ext_proc over TLS
+   * @param watchedNamespace the namespace whose ConfigMaps it watches; null for all
+   * @param labels the {@code key=value} labels an allowlist ConfigMap needs (any of them)
+   */
+  record Router(GenericKubernetesResource deployment, String serviceAccount, boolean secureServing,
+      String watchedNamespace, List<String> labels) {
+    ObjectRef ref() {
+      return Fields.ref(deployment);
+    }
+
+    String namespace() {
+      return Fields.namespace(deployment);
+    }
+
+    boolean watches(String configMapNamespace) {
+      return watchedNamespace == null || watchedNamespace.equals(configMapNamespace);
+    }
+
+    /** True when the ConfigMap labels carry one of the router's selectors. */
+    boolean selects(Map<String, String> configMapLabels) {
+      for (String label : labels) {
+        int eq = label.indexOf('=');
+        if (Objects.equals(configMapLabels.get(label.substring(0, eq)), label.substring(eq + 1))) {
+          return true;
+        }
+      }
+      return false;
+    }
+  }
+
+  /** {@code namespace/name} of the router's Services: labelled as the charts label them. */
+  static Set<String> services(List<GenericKubernetesResource> services) {
+    Set<String> names = new LinkedHashSet<>();
+    for (GenericKubernetesResource service : services) {
+      if (NAMES.contains(labels(service).getOrDefault("app.kubernetes.io/name", ""))) {
+        names.add(namespace(service) + "/" + name(service));
+      }
+    }
+    return names;
+  }
+
+  /**
+   * The router Deployments that read their allowlist from ConfigMaps: labelled as the charts
+   * label them. One whose flags do not parse (it cannot start) or that reads files is left out.
+   */
+  static List<Router> in(List<GenericKubernetesResource> deployments) {
+    List<Router> routers = new ArrayList<>();
+    for (GenericKubernetesResource deployment : deployments) {
+      if (!NAMES.contains(labels(deployment).getOrDefault("app.kubernetes.io/name", ""))) {
+        continue;
+      }
+      Object podSpec = at(spec(deployment), "template", "spec");
+      List<?> containers = list(podSpec, "containers");
+      if (containers.isEmpty()) {
+        continue;
+      }
+      Object container = routerContainer(containers);
+      try {
+        BbrOptions.Declared declared = BbrOptions.declared(env(container, namespace(deployment)),
+            arguments(container).toArray(String[]::new));
+        if (!declared.allowlist().kubernetes()) {
+          continue;
+        }
+        String watched = declared.allowlist().allNamespaces() ? null
+            : Objects.requireNonNullElse(declared.allowlist().namespace(), namespace(deployment));
+        routers.add(new Router(deployment,
+            Objects.requireNonNullElse(string(podSpec, "serviceAccountName"), "default"),
+            declared.secureServing(), watched, declared.allowlist().configMapLabels()));
+      } catch (InvalidOptionsException e) {
+        // Not ours to diagnose here: that router does not start, and its log says why.
+      }
+    }
+    return routers;
+  }
+
+  /** Returns true when {@code deployment}'s pods are what {@code service} selects. */
+  static boolean backs(GenericKubernetesResource service, GenericKubernetesResource deployment) {
+    Map<?, ?> selector = map(service.getAdditionalProperties().get("spec"), "selector");
+    Map<?, ?> podLabels = map(spec(deployment), "template", "metadata", "labels");
+    return !selector.isEmpty() && namespace(service).equals(namespace(deployment))
+        && selector.entrySet().stream().allMatch(e -> Objects.equals(podLabels.get(e.getKey()), e.getValue()));
+  }
+
+  /** The container that runs the router: the one named after it or given its flags, else the first. */
+  private static Object routerContainer(List<?> containers) {
+    for (Object container : containers) {
+      String image = Objects.requireNonNullElse(string(container, "image"), "");
+      boolean flags = arguments(container).stream().anyMatch(a -> a.startsWith("--grpc-port")
+          || a.startsWith("--secure-serving") || a.startsWith("--streaming"));
+      if (flags || image.contains("body-based-rout") || image.contains("bbr")) {
+        return container;
+      }
+    }
+    return containers.get(0);
+  }
+
+  /** The router's flags: the container's args, after {@code -jar FILE} when the command runs java. */
+  private static List<String> arguments(Object container) {
+    List<String> args = new ArrayList<>();
+    List<?> command = list(container, "command");
+    int jar = command.indexOf("-jar");
+    if (jar >= 0) {
+      command.subList(Math.min(jar + 2, command.size()), command.size()).forEach(c -> args.add(String.valueOf(c)));
+    }
+    list(container, "args").forEach(a -> args.add(String.valueOf(a)));
+    return args;
+  }
+
+  /** The container's environment as the router sees it, as far as the Deployment says. */
+  private static Map<String, String> env(Object container, String podNamespace) {
+    Map<String, String> env = new HashMap<>();
+    env.put("KUBERNETES_SERVICE_HOST", "kubernetes.default.svc"); // it runs in the cluster
+    for (Object variable : list(container, "env")) {
+      String name = string(variable, "name");
+      String value = string(variable, "value");
+      if ("metadata.namespace".equals(string(variable, "valueFrom", "fieldRef", "fieldPath"))) {
+        value = podNamespace;
+      }
+      if (name != null && value != null) {
+        env.put(name, value);
+      }
+    }
+    return env;
+  }
+}
