@@ -155,13 +155,18 @@ public record BbrOptions(
       throw new InvalidOptionsException(
           "--allowlist-dir: " + a.directory() + " (expected: an existing directory)");
     }
-    if (a.directory() != null && a.kubeconfig() != null) {
-      throw new InvalidOptionsException("--allowlist-dir and --kubeconfig: both given "
-          + "(expected: one allowlist source, files or a cluster)");
-    }
+    checkAllowlistFlags(a);
     if (a.kubeconfig() != null && !Files.isRegularFile(a.kubeconfig())) {
       throw new InvalidOptionsException(
           "--kubeconfig: " + a.kubeconfig() + " (expected: an existing file)");
+    }
+  }
+
+  /** The allowlist checks that read no file, so {@link #declared} can make them too. */
+  private static void checkAllowlistFlags(AllowlistSourceConfig a) {
+    if (a.directory() != null && a.kubeconfig() != null) {
+      throw new InvalidOptionsException("--allowlist-dir and --kubeconfig: both given "
+          + "(expected: one allowlist source, files or a cluster)");
     }
     if (a.allNamespaces() && a.namespace() != null) {
       throw new InvalidOptionsException("--namespace: " + a.namespace()
@@ -206,7 +211,9 @@ public record BbrOptions(
    */
   public static Declared declared(Map<String, String> env, String... args) {
     Map<String, String> v = values(args);
-    return new Declared(bool(v, "secure-serving", true), allowlist(v, env));
+    AllowlistSourceConfig allowlist = allowlist(v, env);
+    checkAllowlistFlags(allowlist);
+    return new Declared(bool(v, "secure-serving", true), allowlist);
   }
 
   /**

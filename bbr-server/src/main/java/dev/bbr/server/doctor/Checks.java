@@ -85,11 +85,21 @@ final class Checks {
           "doctor could not read " + refused + "; checks that need it are incomplete",
           "grant get and list on it to the identity doctor runs as (read-only)");
     }
-    List<Router> denied = new ArrayList<>();
-    for (Router router : routers) {
-      List<String> verbs = snapshot.routerAccess()
-          .getOrDefault(router.namespace() + "/" + name(router.deployment()), List.of());
-      if (!verbs.isEmpty()) {
+    List<Router> readers = routers.stream().filter(Router::watchKnown).toList();
+    Set<Router> denied = new LinkedHashSet<>();
+    for (Router router : readers) {
+      if (router.serviceAccount() == null) {
+        continue;
+      }
+      String key = router.namespace() + "/" + name(router.deployment());
+      List<String> verbs = snapshot.routerAccess().get(key);
+      if (verbs == null) {
+        add(Severity.INFO, "ACCESS_NOT_CHECKED", List.of(router.ref()),
+            "doctor may not ask the API server (SubjectAccessReview) whether the router's"
+                + " ServiceAccount can read ConfigMaps, so that was not checked",
+            "run doctor as an identity allowed to create subjectaccessreviews (a cluster admin),"
+                + " or see the router's readiness and /debug/allowlist");
+      } else if (!verbs.isEmpty()) {
         denied.add(router);
         String where = router.watchedNamespace() == null ? "any namespace"
             : "namespace " + router.watchedNamespace();
@@ -104,86 +114,100 @@ final class Checks {
                 + " allNamespaces=true)");
       }
     }
-    // What the router reads: in a namespace it watches, with one of its labels. Without a router
-    // Deployment in sight, the scope read stands for the watched namespace, the default labels
-    // for its selectors.
-    List<ConfigMap> watched = new ArrayList<>();
-    List<ConfigMap> unwatched = new ArrayList<>();
-    List<ConfigMap> unlabelled = new ArrayList<>();
+    // What each router reads: ConfigMaps in a namespace it watches, with one of its labels.
+    // Without a router Deployment in sight, the namespaces read stand for the watched ones and
+    // the default labels for its selectors.
+    List<ConfigMap> visible = new ArrayList<>();
+    List<ConfigMap> intended = new ArrayList<>();
     for (ConfigMap cm : snapshot.configMaps()) {
       String ns = cm.getMetadata().getNamespace();
       Map<String, String> labels = Objects.requireNonNullElse(cm.getMetadata().getLabels(), Map.of());
-      boolean inWatched = routers.isEmpty() ? snapshot.inScope(ns)
-          : routers.stream().anyMatch(r -> r.watches(ns));
-      boolean selected = routers.isEmpty() ? DEFAULT_ROUTER_LABELS.stream().anyMatch(l -> hasLabel(labels, l))
-          : routers.stream().anyMatch(r -> r.watches(ns) && r.selects(labels));
-      if (selected && inWatched) {
-        watched.add(cm);
-      } else if (inWatched && cm.getData() != null && cm.getData().containsKey("baseModel")) {
-        unlabelled.add(cm);
-      } else if (!inWatched && elsewhere.stream().noneMatch(r -> r.watches(ns) && r.selects(labels))) {
-        unwatched.add(cm); // and no other router reads it either
+      boolean read = readers.isEmpty()
+          ? snapshot.inScope(ns) && DEFAULT_ROUTER_LABELS.stream().anyMatch(l -> hasLabel(labels, l))
+          : readers.stream().anyMatch(r -> r.watches(ns) && r.selects(labels));
+      if (read) {
+        intended.add(cm);
+        if (readers.isEmpty() || readers.stream().anyMatch(r -> !denied.contains(r) && r.watches(ns) && r.selects(labels))) {
+          visible.add(cm);
+        }
+        continue;
+      }
+      List<Router> watching = readers.stream().filter(r -> r.watches(ns)).toList();
+      boolean watched = readers.isEmpty() ? snapshot.inScope(ns) : !watching.isEmpty();
+      if (watched && cm.getData() != null && cm.getData().containsKey("baseModel")) {
+        intended.add(cm);
+        String source = ConfigMapParser.sourceName(cm);
+        String wanted = watching.isEmpty() ? AllowlistSourceConfig.DEFAULT_LABEL : watching.get(0).labels().get(0);
+        add(Severity.ERROR, "ALLOWLIST_NOT_LABELLED", List.of(configMapRef(source)),
+            "the router does not read this ConfigMap (its labels are not the router's selector):"
+                + " requests for " + cm.getData().get("baseModel").trim() + " and its adapters get"
+                + " 404 model_not_found",
+            "label it " + wanted.replace("=", ": \"") + "\" (exactly; the value is case-sensitive)");
       }
     }
-    for (ConfigMap cm : unlabelled) {
-      String source = ConfigMapParser.sourceName(cm);
-      String wanted = routers.isEmpty() ? AllowlistSourceConfig.DEFAULT_LABEL : routers.get(0).labels().get(0);
-      add(Severity.ERROR, "ALLOWLIST_NOT_LABELLED", List.of(configMapRef(source)),
-          "the router does not read this ConfigMap (its labels are not the router's selector):"
-              + " requests for " + cm.getData().get("baseModel").trim() + " and its adapters get 404"
-              + " model_not_found",
-          "label it " + wanted.replace("=", ": \"") + "\" (exactly; the value is case-sensitive)");
+    // A router that reads nothing: its ConfigMaps are elsewhere, or there are none.
+    for (Router router : readers) {
+      if (denied.contains(router) || intended.stream().anyMatch(cm -> router.watches(cm.getMetadata().getNamespace()))) {
+        continue;
+      }
+      List<ConfigMap> misplaced = snapshot.configMaps().stream().filter(cm -> {
+        String ns = cm.getMetadata().getNamespace();
+        Map<String, String> labels = Objects.requireNonNullElse(cm.getMetadata().getLabels(), Map.of());
+        return router.selects(labels) && !router.watches(ns)
+            && readers.stream().noneMatch(r -> r.watches(ns) && r.selects(labels))
+            && elsewhere.stream().noneMatch(r -> r.watches(ns) && r.selects(labels));
+      }).toList();
+      String routerScope = router.watchedNamespace() == null ? "every namespace" : "namespace " + router.watchedNamespace();
+      if (!misplaced.isEmpty()) {
+        List<ObjectRef> objects = new ArrayList<>();
+        misplaced.forEach(cm -> objects.add(configMapRef(ConfigMapParser.sourceName(cm))));
+        objects.add(router.ref());
+        Set<String> where = new LinkedHashSet<>();
+        misplaced.forEach(cm -> where.add(cm.getMetadata().getNamespace()));
+        String first = where.iterator().next();
+        add(Severity.ERROR, "ALLOWLIST_NOT_WATCHED", objects,
+            "the allowlist ConfigMaps are in namespace " + String.join(", ", where) + " but the"
+                + " router watches " + routerScope + ": it sees no allowlist and every request"
+                + " naming a model gets 404 model_not_found",
+            "move the ConfigMaps to " + routerScope + ", or start the router with --namespace="
+                + first + " (chart: allowlist.namespace=" + first + ") and let its ServiceAccount"
+                + " list ConfigMaps there");
+        // Not judged against the routes: which of them were meant for this router is a guess.
+      } else {
+        noAllowlist(List.of(router.ref()), "the router sees no allowlist in " + routerScope);
+      }
     }
-    List<ConfigMap> intended = new ArrayList<>(watched);
-    intended.addAll(unlabelled);
-    if (watched.isEmpty() && unlabelled.isEmpty() && !unwatched.isEmpty() && denied.size() < Math.max(1, routers.size())) {
-      List<ObjectRef> objects = new ArrayList<>();
-      unwatched.forEach(cm -> objects.add(configMapRef(ConfigMapParser.sourceName(cm))));
-      routers.forEach(r -> objects.add(r.ref()));
-      Set<String> where = new LinkedHashSet<>();
-      unwatched.forEach(cm -> where.add(cm.getMetadata().getNamespace()));
-      String routerScope = routers.isEmpty()
-          ? "namespace " + snapshot.scope() + " (read by doctor; no router Deployment found there)"
-          : String.join(", ", routers.stream().map(r -> r.watchedNamespace() == null ? "every namespace"
-              : "namespace " + r.watchedNamespace()).collect(java.util.stream.Collectors.toCollection(LinkedHashSet::new)));
-      add(Severity.ERROR, "ALLOWLIST_NOT_WATCHED", objects,
-          "the allowlist ConfigMaps are in namespace " + String.join(", ", where) + " but the router"
-              + " watches " + routerScope
-              + ": it sees no allowlist and every request naming a model gets 404 model_not_found",
-          "move the ConfigMaps to the namespace the router watches, or start the router with"
-              + " --namespace=" + where.iterator().next() + " (chart: allowlist.namespace="
-              + where.iterator().next() + ") and let its ServiceAccount list ConfigMaps there");
-      intended.addAll(unwatched);
+    if (readers.isEmpty() && intended.isEmpty()) {
+      noAllowlist(List.of(), "no allowlist ConfigMap in " + (snapshot.scope() == null
+          ? "any namespace" : "namespace " + snapshot.scope()) + " (and no router Deployment found there)");
     }
     if (intended.isEmpty()) {
-      if (denied.isEmpty()) {
-        boolean refused = snapshot.unreadable().stream().anyMatch(u -> u.startsWith("ConfigMap"));
-        add(Severity.ERROR, "NO_ALLOWLIST", routers.stream().map(Router::ref).toList(),
-            "every request naming a model gets 404 model_not_found: the router sees no allowlist"
-                + (refused ? " (listing ConfigMaps is forbidden)" : ""),
-            "create one ConfigMap per base model labelled " + ConfigMapParser.MANAGED_LABEL
-                + ": \"true\" with data.baseModel (and data.adapters) in a namespace the router"
-                + " watches, and let its ServiceAccount list ConfigMaps there"
-                + " (deploy/examples/allowlist/)");
-      }
       return Allowlist.EMPTY;
     }
+    // The router's own parser and builder, on what it reads (invalid entries, conflicts); the
+    // route checks judge against what was meant, so one misplaced ConfigMap is one finding.
     ConfigMapParser parser = new ConfigMapParser();
-    List<ModelMapping> mappings = new ArrayList<>();
+    List<ModelMapping> read = new ArrayList<>();
+    List<ModelMapping> meant = new ArrayList<>();
     for (ConfigMap configMap : intended) {
       String source = ConfigMapParser.sourceName(configMap);
       try {
-        mappings.add(parser.parse(configMap, source));
+        ModelMapping mapping = parser.parse(configMap, source);
+        meant.add(mapping);
+        if (visible.contains(configMap)) {
+          read.add(mapping);
+        }
       } catch (InvalidConfigMapException e) {
-        add(Severity.ERROR, "INVALID_ALLOWLIST", List.of(configMapRef(source)),
-            "the router ignores this ConfigMap: its models and adapters get 404 model_not_found ("
-                + e.reason() + ")",
-            "make data.baseModel a non-empty name and data.adapters a YAML list of names, e.g."
-                + " \"- my-lora\" one per line");
+        if (visible.contains(configMap)) {
+          add(Severity.ERROR, "INVALID_ALLOWLIST", List.of(configMapRef(source)),
+              "the router ignores this ConfigMap: its models and adapters get 404 model_not_found ("
+                  + e.reason() + ")",
+              "make data.baseModel a non-empty name and data.adapters a YAML list of names, e.g."
+                  + " \"- my-lora\" one per line");
+        }
       }
     }
-    Allowlist allowlist = AllowlistBuilder.build(mappings);
-    for (Conflict c : allowlist.conflicts()) {
+    for (Conflict c : AllowlistBuilder.build(read).conflicts()) {
       add(Severity.ERROR, "ALLOWLIST_CONFLICT",
           List.of(configMapRef(c.ignoredSource()), configMapRef(c.chosenSource())),
           "requests for \"" + c.name() + "\" go to " + c.chosenBaseModel() + " (older "
@@ -191,7 +215,18 @@ final class Checks {
               + c.ignoredSource() + " asks",
           "remove \"" + c.name() + "\" from one of the two ConfigMaps");
     }
-    return allowlist;
+    return AllowlistBuilder.build(meant);
+  }
+
+  private void noAllowlist(List<ObjectRef> objects, String why) {
+    boolean refused = snapshot.unreadable().stream().anyMatch(u -> u.startsWith("ConfigMap"));
+    add(Severity.ERROR, "NO_ALLOWLIST", objects,
+        "every request naming a model gets 404 model_not_found: " + why
+            + (refused ? " (listing ConfigMaps is forbidden)" : ""),
+        "create one ConfigMap per base model labelled " + ConfigMapParser.MANAGED_LABEL
+            + ": \"true\" with data.baseModel (and data.adapters) in a namespace the router"
+            + " watches, and let its ServiceAccount list ConfigMaps there"
+            + " (deploy/examples/allowlist/)");
   }
 
   private static boolean hasLabel(Map<String, String> labels, String keyValue) {
@@ -693,28 +728,38 @@ final class Checks {
         };
       }
       case "EnvoyFilter" -> {
-        Set<String> hosts = Set.of(serviceName, serviceName + "." + ns, serviceName + "." + ns + ".svc",
-            serviceName + "." + ns + ".svc.cluster.local");
+        // The DestinationRule whose host names the Service most exactly decides.
+        GenericKubernetesResource best = null;
+        int bestScore = -1;
         for (GenericKubernetesResource rule : snapshot.tlsPolicies()) {
-          if (!"DestinationRule".equals(rule.getKind()) || !hosts.contains(string(spec(rule), "host"))) {
-            continue;
-          }
-          String mode = string(spec(rule), "trafficPolicy", "tls", "mode");
-          for (Object setting : list(spec(rule), "trafficPolicy", "portLevelSettings")) {
-            if (Objects.equals(string(setting, "port", "number"), string(port, "port"))) {
-              mode = string(setting, "tls", "mode");
+          if ("DestinationRule".equals(rule.getKind())) {
+            int score = istioHostMatch(string(spec(rule), "host"), namespace(rule), serviceName, ns);
+            if (score > bestScore) {
+              best = rule;
+              bestScore = score;
             }
           }
-          if ("ISTIO_MUTUAL".equals(mode)) {
-            return null; // the sidecars' mTLS: how it reaches the router depends on its sidecar
-          }
-          if (mode != null) {
-            return new GatewayTls(mode.equals("SIMPLE") || mode.equals("MUTUAL"), rule);
+        }
+        if (best == null || bestScore < 0) {
+          // None seen: plaintext, unless doctor could not see them all.
+          return snapshot.incomplete("DestinationRule") ? null : new GatewayTls(false, null);
+        }
+        String mode = string(spec(best), "trafficPolicy", "tls", "mode");
+        for (Object setting : list(spec(best), "trafficPolicy", "portLevelSettings")) {
+          if (Objects.equals(string(setting, "port", "number"), string(port, "port"))) {
+            mode = string(setting, "tls", "mode"); // the first for the port; no inheritance
+            break;
           }
         }
-        return new GatewayTls(false, null);
+        if ("ISTIO_MUTUAL".equals(mode)) {
+          return null; // the sidecars' mTLS: how it reaches the router depends on its sidecar
+        }
+        return new GatewayTls("SIMPLE".equals(mode) || "MUTUAL".equals(mode), best);
       }
       case "EnvoyExtensionPolicy" -> {
+        if (snapshot.incomplete("BackendTLSPolicy")) {
+          return null;
+        }
         for (GenericKubernetesResource policy : snapshot.tlsPolicies()) {
           if (!"BackendTLSPolicy".equals(policy.getKind()) || !namespace(policy).equals(ns)) {
             continue;
@@ -733,6 +778,29 @@ final class Checks {
         return null;
       }
     }
+  }
+
+  /**
+   * How exactly a DestinationRule {@code host} in namespace {@code ruleNamespace} names Service
+   * {@code name.namespace}, as Istio resolves it: a name without a dot is a short name in the
+   * rule's own namespace, anything else is taken literally (any cluster domain), {@code *.suffix}
+   * is a wildcard. Returns -1 for no match, longer wildcards above shorter, exact names above all.
+   */
+  static int istioHostMatch(String host, String ruleNamespace, String name, String namespace) {
+    if (host == null || host.isEmpty()) {
+      return -1;
+    }
+    if (host.startsWith("*")) {
+      String suffix = host.substring(1);
+      int svc = suffix.indexOf(".svc.");
+      String domain = svc >= 0 ? suffix.substring(svc + 5) : "cluster.local";
+      return (name + "." + namespace + ".svc." + domain).endsWith(suffix) ? suffix.length() : -1;
+    }
+    if (!host.contains(".")) {
+      return host.equals(name) && ruleNamespace.equals(namespace) ? Integer.MAX_VALUE : -1;
+    }
+    String fqdn = name + "." + namespace + ".svc.";
+    return host.startsWith(fqdn) && !host.substring(fqdn.length()).isEmpty() ? Integer.MAX_VALUE : -1;
   }
 
   /** The Services an extension object calls, read from its kind's own fields. */

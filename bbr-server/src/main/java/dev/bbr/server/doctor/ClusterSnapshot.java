@@ -21,6 +21,8 @@ import java.util.Map;
  *     checked, the verbs on ConfigMaps its ServiceAccount is denied in the namespace it watches;
  *     absent when it could not be checked
  * @param unreadable kinds the API server refused to list (RBAC), as {@code Kind: reason}
+ * @param partial kinds read in the scope only where other namespaces may hold what matters
+ *     (DestinationRules), because listing every namespace was refused
  */
 record ClusterSnapshot(
     String scope,
@@ -35,7 +37,8 @@ record ClusterSnapshot(
     List<GenericKubernetesResource> tlsPolicies,
     List<GenericKubernetesResource> healthCheckPolicies,
     Map<String, List<String>> routerAccess,
-    List<String> unreadable) {
+    List<String> unreadable,
+    List<String> partial) {
   ClusterSnapshot {
     configMaps = List.copyOf(configMaps);
     httpRoutes = List.copyOf(httpRoutes);
@@ -49,6 +52,12 @@ record ClusterSnapshot(
     healthCheckPolicies = List.copyOf(healthCheckPolicies);
     routerAccess = Map.copyOf(routerAccess);
     unreadable = List.copyOf(unreadable);
+    partial = List.copyOf(partial);
+  }
+
+  /** Whether doctor may have missed objects of {@code kind} (refused, or read in scope only). */
+  boolean incomplete(String kind) {
+    return partial.contains(kind) || unreadable.stream().anyMatch(u -> u.startsWith(kind + ":"));
   }
 
   /** Whether {@code namespace} is within what was read. */

@@ -25,8 +25,13 @@ import java.util.Set;
  * flag parser: the TLS mode the gateway must speak, and where the allowlist is watched.
  */
 final class Routers {
-  /** Values of {@code app.kubernetes.io/name} that mark the router's own objects (the charts'). */
+  /**
+   * Values of {@code app.kubernetes.io/name} (this chart) or {@code app} (upstream's chart) that
+   * mark the router's own objects.
+   */
   static final Set<String> NAMES = Set.of("body-based-router", "body-based-routing");
+  /** The labels either chart names the router's objects by. */
+  static final List<String> NAME_LABELS = List.of("app.kubernetes.io/name", "app");
 
   private Routers() {}
 
@@ -34,13 +39,15 @@ final class Routers {
    * One router Deployment.
    *
    * @param deployment the Deployment
-   * @param serviceAccount its pods' ServiceAccount name
+   * @param serviceAccount its pods' ServiceAccount name; null when it reads the cluster with a
+   *     kubeconfig of its own, whose identity doctor cannot know
    * @param secureServing ext_proc over TLS
+   * @param watchKnown false when its namespace comes from a kubeconfig context doctor cannot read
    * @param watchedNamespace the namespace whose ConfigMaps it watches; null for all
    * @param labels the {@code key=value} labels an allowlist ConfigMap needs (any of them)
    */
   record Router(GenericKubernetesResource deployment, String serviceAccount, boolean secureServing,
-      String watchedNamespace, List<String> labels) {
+      boolean watchKnown, String watchedNamespace, List<String> labels) {
     ObjectRef ref() {
       return Fields.ref(deployment);
     }
@@ -69,11 +76,15 @@ final class Routers {
   static Set<String> services(List<GenericKubernetesResource> services) {
     Set<String> names = new LinkedHashSet<>();
     for (GenericKubernetesResource service : services) {
-      if (NAMES.contains(labels(service).getOrDefault("app.kubernetes.io/name", ""))) {
+      if (named(labels(service))) {
         names.add(namespace(service) + "/" + name(service));
       }
     }
     return names;
+  }
+
+  private static boolean named(Map<String, String> labels) {
+    return NAME_LABELS.stream().anyMatch(l -> NAMES.contains(labels.getOrDefault(l, "")));
   }
 
   /**
@@ -83,7 +94,7 @@ final class Routers {
   static List<Router> in(List<GenericKubernetesResource> deployments) {
     List<Router> routers = new ArrayList<>();
     for (GenericKubernetesResource deployment : deployments) {
-      if (!NAMES.contains(labels(deployment).getOrDefault("app.kubernetes.io/name", ""))) {
+      if (!named(labels(deployment))) {
         continue;
       }
       Object podSpec = at(spec(deployment), "template", "spec");
@@ -92,17 +103,22 @@ final class Routers {
         continue;
       }
       Object container = routerContainer(containers);
+      Map<String, String> env = env(container, namespace(deployment));
       try {
-        BbrOptions.Declared declared = BbrOptions.declared(env(container, namespace(deployment)),
-            arguments(container).toArray(String[]::new));
+        BbrOptions.Declared declared = BbrOptions.declared(env,
+            arguments(container).stream().map(a -> expand(a, env)).toArray(String[]::new));
         if (!declared.allowlist().kubernetes()) {
           continue;
         }
+        // With a kubeconfig of its own, neither its identity nor its default namespace is the pod's.
+        boolean podIdentity = declared.allowlist().kubeconfig() == null;
         String watched = declared.allowlist().allNamespaces() ? null
             : Objects.requireNonNullElse(declared.allowlist().namespace(), namespace(deployment));
+        boolean watchKnown = podIdentity || declared.allowlist().allNamespaces()
+            || declared.allowlist().namespace() != null;
         routers.add(new Router(deployment,
-            Objects.requireNonNullElse(string(podSpec, "serviceAccountName"), "default"),
-            declared.secureServing(), watched, declared.allowlist().configMapLabels()));
+            podIdentity ? Objects.requireNonNullElse(string(podSpec, "serviceAccountName"), "default") : null,
+            declared.secureServing(), watchKnown, watched, declared.allowlist().configMapLabels()));
       } catch (InvalidOptionsException e) {
         // Not ours to diagnose here: that router does not start, and its log says why.
       }
@@ -141,6 +157,30 @@ final class Routers {
     }
     list(container, "args").forEach(a -> args.add(String.valueOf(a)));
     return args;
+  }
+
+  /** Expands {@code $(VAR)} as the kubelet does: a known variable, else the text unchanged. */
+  static String expand(String arg, Map<String, String> env) {
+    StringBuilder out = new StringBuilder();
+    for (int i = 0; i < arg.length(); i++) {
+      char c = arg.charAt(i);
+      if (c == '$' && i + 1 < arg.length() && arg.charAt(i + 1) == '$') {
+        out.append('$'); // $$ is a literal $
+        i++;
+      } else if (c == '$' && i + 1 < arg.length() && arg.charAt(i + 1) == '(') {
+        int close = arg.indexOf(')', i + 2);
+        String name = close < 0 ? null : arg.substring(i + 2, close);
+        if (name != null && env.containsKey(name)) {
+          out.append(env.get(name));
+          i = close;
+        } else {
+          out.append(c);
+        }
+      } else {
+        out.append(c);
+      }
+    }
+    return out.toString();
   }
 
   /** The container's environment as the router sees it, as far as the Deployment says. */

@@ -1,7 +1,6 @@
 package dev.bbr.server.doctor;
 
 import dev.bbr.allowlist.ConfigMapParser;
-import dev.bbr.server.config.AllowlistSourceConfig;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResourceList;
@@ -14,9 +13,11 @@ import io.fabric8.kubernetes.client.dsl.Resource;
 import io.fabric8.kubernetes.client.dsl.base.ResourceDefinitionContext;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.function.Supplier;
 
 /**
@@ -39,11 +40,12 @@ final class SnapshotReader {
   private static final ResourceDefinitionContext HEALTH_CHECK_POLICY =
       kind("networking.gke.io", "v1", "HealthCheckPolicy", "healthcheckpolicies");
   /** DestinationRule in v1 (Istio 1.22+), else v1beta1; BackendTLSPolicy v1, else v1alpha3. */
-  private static final List<List<ResourceDefinitionContext>> TLS_POLICIES = List.of(
-      List.of(kind("networking.istio.io", "v1", "DestinationRule", "destinationrules"),
-          kind("networking.istio.io", "v1beta1", "DestinationRule", "destinationrules")),
-      List.of(kind("gateway.networking.k8s.io", "v1", "BackendTLSPolicy", "backendtlspolicies"),
-          kind("gateway.networking.k8s.io", "v1alpha3", "BackendTLSPolicy", "backendtlspolicies")));
+  private static final List<ResourceDefinitionContext> DESTINATION_RULES = List.of(
+      kind("networking.istio.io", "v1", "DestinationRule", "destinationrules"),
+      kind("networking.istio.io", "v1beta1", "DestinationRule", "destinationrules"));
+  private static final List<ResourceDefinitionContext> BACKEND_TLS_POLICIES = List.of(
+      kind("gateway.networking.k8s.io", "v1", "BackendTLSPolicy", "backendtlspolicies"),
+      kind("gateway.networking.k8s.io", "v1alpha3", "BackendTLSPolicy", "backendtlspolicies"));
   private static final ResourceDefinitionContext DEPLOYMENT =
       kind("apps", "v1", "Deployment", "deployments");
   private static final ResourceDefinitionContext SERVICE = kind("", "v1", "Service", "services");
@@ -55,6 +57,7 @@ final class SnapshotReader {
   /** The namespace to read, or null for all namespaces. */
   private final String namespace;
   private final List<String> unreadable = new ArrayList<>();
+  private final List<String> partial = new ArrayList<>();
 
   SnapshotReader(KubernetesClient client, String namespace) {
     this.client = client;
@@ -63,42 +66,51 @@ final class SnapshotReader {
 
   ClusterSnapshot read() {
     unreadable.clear();
-    Map<String, ConfigMap> configMaps = new LinkedHashMap<>();
-    // Every ConfigMap in scope that looks like an allowlist entry, labelled or not: a missing or
-    // misspelt label is one of the failures to find.
-    for (ConfigMap cm : guarded("ConfigMap", () -> {
-      var op = client.configMaps();
-      return (namespace == null ? op.inAnyNamespace().list() : op.inNamespace(namespace).list()).getItems();
-    })) {
-      if (looksLikeAllowlist(cm)) {
-        configMaps.putIfAbsent(ConfigMapParser.sourceName(cm), cm);
-      }
-    }
+    partial.clear();
     List<GenericKubernetesResource> deployments = new ArrayList<>(generic(DEPLOYMENT));
     List<Routers.Router> routers = Routers.in(deployments);
     if (namespace != null) {
       // Routers elsewhere, where this identity may list every namespace: the ConfigMaps they
       // watch are theirs, not ones this namespace's router misses.
-      deployments.addAll(elsewhere(client.genericKubernetesResources(DEPLOYMENT).inAnyNamespace()
-          .withLabelIn("app.kubernetes.io/name", Routers.NAMES.toArray(String[]::new))));
+      for (String nameLabel : Routers.NAME_LABELS) {
+        deployments.addAll(elsewhere(client.genericKubernetesResources(DEPLOYMENT).inAnyNamespace()
+            .withLabelIn(nameLabel, Routers.NAMES.toArray(String[]::new))));
+      }
     }
-    for (Routers.Router router : routers) {
-      String watched = router.watchedNamespace();
-      if (watched != null && !watched.equals(namespace)) {
-        for (String label : router.labels()) {
-          labelled(watched, label, true).forEach(cm -> configMaps.putIfAbsent(ConfigMapParser.sourceName(cm), cm));
+    Set<String> labelKeys = new LinkedHashSet<>(List.of(ConfigMapParser.MANAGED_LABEL, ConfigMapParser.IPP_MANAGED_LABEL));
+    routers.forEach(r -> r.labels().forEach(l -> labelKeys.add(l.substring(0, l.indexOf('=')))));
+    Map<String, ConfigMap> configMaps = new LinkedHashMap<>();
+    // Where a router reads: every ConfigMap with a data.baseModel, labelled or not (a missing or
+    // misspelt label is one of the failures to find), listed in single namespaces only.
+    Set<String> whole = new LinkedHashSet<>();
+    if (namespace != null) {
+      whole.add(namespace);
+    }
+    routers.forEach(r -> {
+      if (r.watchedNamespace() != null) {
+        whole.add(r.watchedNamespace());
+      }
+    });
+    for (String ns : whole) {
+      boolean required = ns.equals(namespace);
+      for (ConfigMap cm : configMapsIn(ns, null, required)) {
+        if (looksLikeAllowlist(cm, labelKeys)) {
+          configMaps.putIfAbsent(ConfigMapParser.sourceName(cm), cm);
         }
       }
     }
-    if (namespace != null) {
-      // Labelled ConfigMaps elsewhere, where this identity may list every namespace: they tell
-      // "in a namespace the router does not watch" from "none at all".
-      for (String label : AllowlistSourceConfig.DEFAULT_LABELS) {
-        labelled(null, label, false).forEach(cm -> configMaps.putIfAbsent(ConfigMapParser.sourceName(cm), cm));
+    // Across namespaces (the scope when it is all of them; else where this identity may):
+    // ConfigMaps carrying an allowlist label key, whatever its value, selected by the API server.
+    for (String key : labelKeys) {
+      for (ConfigMap cm : configMapsIn(null, key, namespace == null)) {
+        configMaps.putIfAbsent(ConfigMapParser.sourceName(cm), cm);
       }
     }
     Map<String, List<String>> access = new LinkedHashMap<>();
     for (Routers.Router router : routers) {
+      if (router.serviceAccount() == null) {
+        continue; // it reads the cluster as whoever its own kubeconfig names
+      }
       List<String> denied = denied(router);
       if (denied != null) {
         access.put(router.namespace() + "/" + Fields.name(router.deployment()), denied);
@@ -109,7 +121,17 @@ final class SnapshotReader {
     List<GenericKubernetesResource> extensions = new ArrayList<>();
     EXTENSIONS.forEach(e -> extensions.addAll(generic(e)));
     List<GenericKubernetesResource> tlsPolicies = new ArrayList<>();
-    TLS_POLICIES.forEach(versions -> tlsPolicies.addAll(firstServed(versions)));
+    // A DestinationRule may sit in the gateway's namespace or Istio's root namespace: read every
+    // namespace where this identity may, else mark what was read as partial.
+    List<GenericKubernetesResource> rules = namespace == null ? null : allNamespaces(DESTINATION_RULES);
+    if (rules == null) {
+      rules = firstServed(DESTINATION_RULES);
+      if (namespace != null && !unreadable.contains("DestinationRule: forbidden")) {
+        partial.add("DestinationRule");
+      }
+    }
+    tlsPolicies.addAll(rules);
+    tlsPolicies.addAll(firstServed(BACKEND_TLS_POLICIES));
     return new ClusterSnapshot(
         namespace,
         new ArrayList<>(configMaps.values()),
@@ -123,7 +145,46 @@ final class SnapshotReader {
         tlsPolicies,
         generic(HEALTH_CHECK_POLICY),
         access,
-        unreadable);
+        new ArrayList<>(new LinkedHashSet<>(unreadable)),
+        partial);
+  }
+
+  /**
+   * ConfigMaps in {@code ns} (null: all namespaces), those carrying label {@code key} when it is
+   * non-null. Refused, it reads as none, recorded as unreadable only when {@code required}.
+   */
+  private List<ConfigMap> configMapsIn(String ns, String key, boolean required) {
+    try {
+      var op = client.configMaps();
+      var in = ns == null ? op.inAnyNamespace() : op.inNamespace(ns);
+      return (key == null ? in.list() : in.withLabel(key).list()).getItems();
+    } catch (KubernetesClientException e) {
+      if (e.getCode() == 403 && required) {
+        unreadable.add("ConfigMap" + (ns == null ? "" : " in namespace " + ns) + ": forbidden");
+        return List.of();
+      }
+      if (e.getCode() == 403 || e.getCode() == 404) {
+        return List.of();
+      }
+      throw e;
+    }
+  }
+
+  /** Lists the first served of {@code versions} in every namespace; null when refused. */
+  private List<GenericKubernetesResource> allNamespaces(List<ResourceDefinitionContext> versions) {
+    for (ResourceDefinitionContext version : versions) {
+      try {
+        return client.genericKubernetesResources(version).inAnyNamespace().list().getItems();
+      } catch (KubernetesClientException e) {
+        if (e.getCode() == 403) {
+          return null;
+        }
+        if (e.getCode() != 404) {
+          throw e;
+        }
+      }
+    }
+    return List.of();
   }
 
   /** Objects outside the namespace read; none where listing every namespace is refused. */
@@ -140,34 +201,11 @@ final class SnapshotReader {
     }
   }
 
-  /** A ConfigMap with an allowlist label (any value) or a {@code data.baseModel}. */
-  private static boolean looksLikeAllowlist(ConfigMap cm) {
+  /** A ConfigMap with an allowlist label key (any value) or a {@code data.baseModel}. */
+  private static boolean looksLikeAllowlist(ConfigMap cm, Set<String> labelKeys) {
     Map<String, String> labels = cm.getMetadata().getLabels() == null ? Map.of() : cm.getMetadata().getLabels();
-    return labels.containsKey(ConfigMapParser.MANAGED_LABEL)
-        || labels.containsKey(ConfigMapParser.IPP_MANAGED_LABEL)
+    return labelKeys.stream().anyMatch(labels::containsKey)
         || (cm.getData() != null && cm.getData().containsKey("baseModel"));
-  }
-
-  /**
-   * ConfigMaps labelled {@code label} ({@code key=value}) in {@code ns} (null: all namespaces).
-   * Refused, it reads as none, recorded as unreadable only when {@code required}.
-   */
-  private List<ConfigMap> labelled(String ns, String label, boolean required) {
-    int eq = label.indexOf('=');
-    try {
-      var op = client.configMaps();
-      var selected = ns == null ? op.inAnyNamespace() : op.inNamespace(ns);
-      return selected.withLabel(label.substring(0, eq), label.substring(eq + 1)).list().getItems();
-    } catch (KubernetesClientException e) {
-      if (required && e.getCode() == 403) {
-        unreadable.add("ConfigMap in namespace " + ns + ": forbidden");
-        return List.of();
-      }
-      if (e.getCode() == 403 || e.getCode() == 404) {
-        return List.of();
-      }
-      throw e;
-    }
   }
 
   /**

@@ -553,5 +553,9 @@ class BbrOptionsTest {
 
     assertThatThrownBy(() -> BbrOptions.declared(pod, "--secure-serving=maybe"))
         .isInstanceOf(InvalidOptionsException.class);
+    assertThatThrownBy(() -> BbrOptions.declared(pod, "--configmap-label=team"))
+        .as("the label grammar, as at start").isInstanceOf(InvalidOptionsException.class);
+    assertThatThrownBy(() -> BbrOptions.declared(pod, "--namespace=a", "--all-namespaces"))
+        .isInstanceOf(InvalidOptionsException.class);
   }
 }

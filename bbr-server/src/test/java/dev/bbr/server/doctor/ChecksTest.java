@@ -74,4 +74,179 @@ class ChecksTest {
     assertThat(f.get("objects").get(0).get("name").asText()).isEqualTo("qwen-model-route");
     assertThat(Report.exitCode(findings)).isEqualTo(1);
   }
+
+  /** {@code snapshot} as doctor would have read it with these kinds refused or partial. */
+  private static ClusterSnapshot seen(ClusterSnapshot s, List<String> unreadable, List<String> partial) {
+    return new ClusterSnapshot(s.scope(), s.configMaps(), s.httpRoutes(), s.inferencePools(),
+        s.services(), s.pods(), s.deployments(), s.gateways(), s.extensions(), s.tlsPolicies(),
+        s.healthCheckPolicies(), s.routerAccess(), unreadable, partial);
+  }
+
+  private static SeedFixtures provider(String name) {
+    return SeedFixtures.providers().stream().filter(f -> f.name().equals(name)).findFirst().orElseThrow();
+  }
+
+  @Test
+  void destinationRulesDoctorCouldNotSee_leaveTheTlsModeUnjudged() {
+    ClusterSnapshot noRule = snapshot(provider("istio: TLS router, no DestinationRule"));
+    assertThat(codes(Checks.run(noRule, null))).containsExactly("EXTENSION_TLS_MISMATCH");
+    assertThat(codes(Checks.run(seen(noRule, List.of("DestinationRule: forbidden"), List.of()), null)))
+        .containsExactly("CANNOT_READ");
+    assertThat(codes(Checks.run(seen(noRule, List.of(), List.of("DestinationRule")), null))).isEmpty();
+  }
+
+  @Test
+  void backendTlsPoliciesDoctorCouldNotSee_leaveTheTlsModeUnjudged() {
+    ClusterSnapshot noPolicy = snapshot(provider("envoy gateway: TLS router, no BackendTLSPolicy"));
+    assertThat(codes(Checks.run(noPolicy, null))).containsExactly("EXTENSION_TLS_MISMATCH");
+    assertThat(codes(Checks.run(seen(noPolicy, List.of("BackendTLSPolicy: forbidden"), List.of()), null)))
+        .containsExactly("CANNOT_READ");
+  }
+
+  @Test
+  void aDestinationRuleInIstiosRootNamespace_counts() {
+    SeedFixtures base = provider("istio: TLS router, no DestinationRule");
+    String rule = """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata:
+          name: bbr-tls
+          namespace: istio-system
+        spec:
+          host: "*.%s.svc.cluster.local"
+          trafficPolicy:
+            tls:
+              mode: SIMPLE
+        """.formatted(SeedFixtures.NAMESPACE);
+    ClusterSnapshot snapshot = Fixtures.snapshot(SeedFixtures.NAMESPACE,
+        base.manifests(SeedFixtures.NAMESPACE), rule);
+    assertThat(codes(Checks.run(snapshot, null))).isEmpty();
+  }
+
+  @ParameterizedTest(name = "{0} in {1}")
+  @org.junit.jupiter.params.provider.CsvSource({
+      // host, rule namespace, matches body-based-router.llm-d, more exact than a wildcard
+      "body-based-router, llm-d, true",
+      "body-based-router, istio-system, false", // a short name is the rule's own namespace
+      "body-based-router.llm-d.svc.cluster.local, istio-system, true",
+      "body-based-router.llm-d.svc.corp.example, istio-system, true", // another cluster domain
+      "body-based-router.llm-d, llm-d, false", // taken literally by Istio: not a Service name
+      "body-based-router.llm-d.svc, llm-d, false",
+      "other.llm-d.svc.cluster.local, llm-d, false",
+      "*.llm-d.svc.cluster.local, istio-system, true",
+      "*.svc.cluster.local, istio-system, true",
+      "*, istio-system, true",
+      "*.other.svc.cluster.local, istio-system, false"})
+  void istioHostMatch_resolvesAsIstioDoes(String host, String ruleNamespace, boolean matches) {
+    int score = Checks.istioHostMatch(host, ruleNamespace, "body-based-router", "llm-d");
+    assertThat(score >= 0).isEqualTo(matches);
+    if (matches && !host.startsWith("*")) {
+      assertThat(score).isGreaterThan(Checks.istioHostMatch("*.llm-d.svc.cluster.local", "x",
+          "body-based-router", "llm-d"));
+    }
+  }
+
+  @Test
+  void theUpstreamChartsRouter_isFound_byItsAppLabel() {
+    String upstream = """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: body-based-router
+          labels:
+            app: body-based-router
+        spec:
+          template:
+            metadata:
+              labels:
+                app: body-based-router
+            spec:
+              containers:
+                - name: bbr
+                  image: registry.k8s.io/gateway-api-inference-extension/bbr:v1.5.0
+                  args: ["--streaming", "--v", "3", "--secure-serving=false"]
+        """;
+    List<Routers.Router> routers = Routers.in(Fixtures.snapshot(SeedFixtures.NAMESPACE, upstream).deployments());
+    assertThat(routers).singleElement().satisfies(r -> {
+      assertThat(r.secureServing()).isFalse();
+      assertThat(r.watchedNamespace()).isEqualTo(SeedFixtures.NAMESPACE);
+    });
+  }
+
+  @Test
+  void aRouterWithItsOwnKubeconfig_isNotJudgedByThePodsIdentityOrNamespace() {
+    String router = """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: body-based-router
+          labels:
+            app.kubernetes.io/name: body-based-router
+        spec:
+          template:
+            spec:
+              containers:
+                - name: router
+                  image: bbr
+                  args: ["--kubeconfig=/etc/kube/config", "--namespace=$(MODELS)"]
+                  env:
+                    - name: MODELS
+                      value: models
+        """;
+    List<Routers.Router> routers = Routers.in(Fixtures.snapshot(SeedFixtures.NAMESPACE, router).deployments());
+    assertThat(routers).singleElement().satisfies(r -> {
+      assertThat(r.serviceAccount()).as("its identity is the kubeconfig's").isNull();
+      assertThat(r.watchKnown()).isTrue();
+      assertThat(r.watchedNamespace()).as("$(MODELS) expanded").isEqualTo("models");
+    });
+    assertThat(Routers.expand("$(A)-$$(A)-$(B)", java.util.Map.of("A", "x"))).isEqualTo("x-$(A)-$(B)");
+  }
+
+  @Test
+  void aRouterWhoseAccessWasNotAsked_isReportedAsNotChecked() {
+    ClusterSnapshot s = snapshot(new SeedFixtures("correct", "", List.of(), ""));
+    ClusterSnapshot unasked = new ClusterSnapshot(s.scope(), s.configMaps(), s.httpRoutes(),
+        s.inferencePools(), s.services(), s.pods(), s.deployments(), s.gateways(), s.extensions(),
+        s.tlsPolicies(), s.healthCheckPolicies(), java.util.Map.of(), List.of(), List.of());
+    List<Finding> findings = Checks.run(unasked, null);
+    assertThat(codes(findings)).containsExactly("ACCESS_NOT_CHECKED");
+    assertThat(Report.exitCode(findings)).isZero();
+  }
+
+  @Test
+  void configMapsAnotherRouterReads_areNotMisplaced() {
+    // This namespace's router reads nothing; the labelled ConfigMaps elsewhere belong to a router
+    // that watches their namespace: no allowlist here, not "not watched".
+    SeedFixtures empty = SeedFixtures.broken().get(0);
+    String otherTeam = """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: mistral-allowlist
+          namespace: team-b
+          labels:
+            inference.networking.k8s.io/bbr-managed: "true"
+        data:
+          baseModel: mistralai/Mistral-7B-Instruct-v0.3
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: body-based-router
+          namespace: team-b
+          labels:
+            app.kubernetes.io/name: body-based-router
+        spec:
+          template:
+            spec:
+              containers:
+                - name: router
+                  image: bbr
+        """;
+    ClusterSnapshot s = Fixtures.snapshot(SeedFixtures.NAMESPACE, empty.manifests(SeedFixtures.NAMESPACE), otherTeam);
+    assertThat(codes(Checks.run(s, null))).containsExactly("NO_ALLOWLIST");
+    ClusterSnapshot orphan = Fixtures.snapshot(SeedFixtures.NAMESPACE, empty.manifests(SeedFixtures.NAMESPACE),
+        otherTeam.substring(0, otherTeam.indexOf("---")));
+    assertThat(codes(Checks.run(orphan, null))).containsExactly("ALLOWLIST_NOT_WATCHED");
+  }
 }

@@ -53,6 +53,16 @@ class DoctorIT {
   /** Applies the fixture to a new namespace, marks its Pods Ready (no kubelet here), runs doctor. */
   private static JsonNode doctor(SeedFixtures fixture) throws Exception {
     String ns = apply(fixture);
+    try {
+      return report(fixture, ns);
+    } finally {
+      // doctor also reads labelled ConfigMaps in other namespaces (where no router reads them,
+      // in a real cluster a likely misplaced allowlist). Each fixture is its own cluster.
+      cluster.kubectl("delete", "configmap", "-n", ns, "-l", "inference.networking.k8s.io/bbr-managed").orThrow();
+    }
+  }
+
+  private static JsonNode report(SeedFixtures fixture, String ns) throws Exception {
     Run text = run(List.of("--kubeconfig", cluster.kubeconfig().toString(), "--namespace", ns));
     System.out.printf("DoctorIT[%s] namespace %s, exit %d:%n%s%n", fixture, ns, text.exit(), text.stdout());
     Run json = run(List.of("--kubeconfig", cluster.kubeconfig().toString(), "--namespace", ns,
@@ -60,9 +70,6 @@ class DoctorIT {
     JsonNode report = new ObjectMapper().readTree(json.stdout());
     assertThat(json.exit()).as("exit code").isEqualTo(report.get("errors").asInt() > 0 ? 1 : 0)
         .isEqualTo(text.exit());
-    // doctor also reads labelled ConfigMaps in other namespaces (no router there reads them: in
-    // a real cluster, a likely misplaced allowlist). Each fixture is its own cluster: leave none.
-    cluster.kubectl("delete", "configmap", "-n", ns, "-l", "inference.networking.k8s.io/bbr-managed").orThrow();
     return report;
   }
 

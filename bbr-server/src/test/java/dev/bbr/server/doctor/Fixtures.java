@@ -66,12 +66,15 @@ final class Fixtures {
     }
     Map<String, List<String>> access = new LinkedHashMap<>();
     for (Routers.Router router : Routers.in(deployments)) {
+      if (router.serviceAccount() == null) {
+        continue;
+      }
       List<String> denied = new ArrayList<>(List.of("list", "watch"));
       denied.removeAll(granted(rbac, router));
       access.put(router.namespace() + "/" + Fields.name(router.deployment()), denied);
     }
     return new ClusterSnapshot(defaultNamespace, configMaps, routes, pools, services, pods,
-        deployments, gateways, extensions, tlsPolicies, policies, access, List.of());
+        deployments, gateways, extensions, tlsPolicies, policies, access, List.of(), List.of());
   }
 
   /**
