@@ -175,24 +175,14 @@ class ChecksTest {
 
   @Test
   void aRouterWithItsOwnKubeconfig_isNotJudgedByThePodsIdentityOrNamespace() {
-    String router = """
-        apiVersion: apps/v1
-        kind: Deployment
-        metadata:
-          name: body-based-router
-          labels:
-            app.kubernetes.io/name: body-based-router
-        spec:
-          template:
-            spec:
-              containers:
-                - name: router
-                  image: bbr
-                  args: ["--kubeconfig=/etc/kube/config", "--namespace=$(MODELS)"]
-                  env:
-                    - name: MODELS
-                      value: models
-        """;
+    String router = router(null, """
+        - name: router
+          image: bbr
+          args: ["--kubeconfig=/etc/kube/config", "--namespace=$(MODELS)"]
+          env:
+            - name: MODELS
+              value: models
+        """);
     List<Routers.Router> routers = Routers.in(Fixtures.snapshot(SeedFixtures.NAMESPACE, router).deployments());
     assertThat(routers).singleElement().satisfies(r -> {
       assertThat(r.serviceAccount()).as("its identity is the kubeconfig's").isNull();
@@ -229,24 +219,19 @@ class ChecksTest {
         data:
           baseModel: mistralai/Mistral-7B-Instruct-v0.3
         ---
-        apiVersion: apps/v1
-        kind: Deployment
-        metadata:
-          name: body-based-router
-          namespace: team-b
-          labels:
-            app.kubernetes.io/name: body-based-router
-        spec:
-          template:
-            spec:
-              containers:
-                - name: router
-                  image: bbr
-        """;
+        """ + router("team-b", "- name: router\n  image: bbr\n");
     ClusterSnapshot s = Fixtures.snapshot(SeedFixtures.NAMESPACE, empty.manifests(SeedFixtures.NAMESPACE), otherTeam);
     assertThat(codes(Checks.run(s, null))).containsExactly("NO_ALLOWLIST");
     ClusterSnapshot orphan = Fixtures.snapshot(SeedFixtures.NAMESPACE, empty.manifests(SeedFixtures.NAMESPACE),
         otherTeam.substring(0, otherTeam.indexOf("---")));
     assertThat(codes(Checks.run(orphan, null))).containsExactly("ALLOWLIST_NOT_WATCHED");
+  }
+
+  /** A router Deployment as this chart labels it, in {@code namespace} (null: the fixtures'). */
+  private static String router(String namespace, String containers) {
+    return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: body-based-router\n"
+        + (namespace == null ? "" : "  namespace: " + namespace + "\n")
+        + "  labels:\n    app.kubernetes.io/name: body-based-router\nspec:\n  template:\n"
+        + "    spec:\n      containers:\n" + containers.indent(8);
   }
 }
