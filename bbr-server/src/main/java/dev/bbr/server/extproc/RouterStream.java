@@ -3,6 +3,7 @@ package dev.bbr.server.extproc;
 import static net.logstash.logback.argument.StructuredArguments.kv;
 
 import com.google.protobuf.ByteString;
+import dev.bbr.allowlist.Allowlist;
 import dev.bbr.allowlist.ModelNames;
 import dev.bbr.server.extproc.ExtProcService.StreamContext;
 import dev.bbr.server.extraction.BodyException;
@@ -577,27 +578,29 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     cancelDeadline();
     decisionNanos = System.nanoTime() - headersNanos;
     String requested = scanner.model();
-    CommonResponse routing;
+    boolean streamed = mode == BodyMode.FULL_DUPLEX_STREAMED;
+    RoutingHeaders headers = context.policy().headers();
+    ProcessingResponse routing; // the reply that lets the request on; null: refused
     if (requested == null) {
       if (context.policy().rejectMissingModel()) {
         refuse(Outcome.INVALID, StatusCode.BadRequest, "invalid_request_error", "missing_model",
-            context.policy().headers().field(), "The request body has no top-level \""
-                + context.policy().headers().field() + "\" field.");
+            headers.field(), "The request body has no top-level \""
+                + headers.field() + "\" field.");
         return;
       }
-      routing = null;
+      routing = streamed ? headers.headersStripOnly() : headers.bodyStripOnly();
       outcome = Outcome.MODEL_MISSING;
     } else {
       model = requested;
-      RoutingHeaders headers = context.policy().headers();
-      String base = headers.resolvesBaseModel()
-          ? context.allowlist().get().baseModelOf(requested) : null;
+      Allowlist allowlist = context.allowlist().get();
+      String base = headers.resolvesBaseModel() ? allowlist.baseModelOf(requested) : null;
       if (!headers.resolvesBaseModel()) {
-        routing = headers.route(requested, null); // no base-model-to-header: the value alone
+        // No base-model-to-header: the value alone, whatever the client sent (not cached).
+        routing = reply(headers.route(requested, null), streamed);
         outcome = Outcome.ROUTED;
       } else if (base != null) {
         baseModel = base;
-        routing = headers.route(requested, base);
+        routing = headers.routed(allowlist, requested, base, streamed);
         outcome = Outcome.ROUTED;
       } else if (context.policy().rejectUnknownModel()) {
         refuse(Outcome.UNKNOWN_MODEL, StatusCode.NotFound, "invalid_request_error",
@@ -605,25 +608,26 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
             "The model '" + requested + "' does not exist or is not served by this gateway.");
         return;
       } else {
-        routing = headers.route(requested, ""); // upstream's behaviour: an empty base model
+        routing = reply(headers.route(requested, ""), streamed); // upstream's: an empty base model
         outcome = Outcome.UNKNOWN_PASSTHROUGH;
       }
     }
 
-    if (mode != BodyMode.FULL_DUPLEX_STREAMED) {
-      send(routing == null ? context.policy().headers().bodyStripOnly() : Responses.requestBody(routing));
+    send(routing);
+    if (!streamed) {
       bodyDone(outcome);
       return;
     }
-    send(routing == null
-        ? context.policy().headers().headersStripOnly()
-        : Responses.requestHeaders(routing));
     replayHeld(endOfStream);
     phase = Phase.STREAMING;
     if (endOfStream) {
       bodyDone(outcome);
     }
     // else: more chunks follow, or trailers ended the body and the caller finishes it.
+  }
+
+  private static ProcessingResponse reply(CommonResponse routing, boolean streamed) {
+    return streamed ? Responses.requestHeaders(routing) : Responses.requestBody(routing);
   }
 
   private void replayHeld(boolean endOfStream) {

@@ -1,5 +1,6 @@
 package dev.bbr.server.extproc;
 
+import dev.bbr.allowlist.Allowlist;
 import dev.bbr.server.extraction.ModelScanner;
 import io.envoyproxy.envoy.service.ext_proc.v3.BodyResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
@@ -11,6 +12,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Which body field the router reads and which headers it writes: upstream's {@code --plugin}
@@ -34,6 +36,8 @@ public final class RoutingHeaders {
   private final HeaderMutation removeRoutingHeaders;
   private final ProcessingResponse headersStripOnly;
   private final ProcessingResponse bodyStripOnly;
+  /** The routed replies of the newest allowlist snapshot a request used. */
+  private volatile RouteCache routes;
 
   /**
    * @param field the top-level body field read
@@ -105,6 +109,41 @@ public final class RoutingHeaders {
       mutation.addSetHeaders(Responses.header(BASE_MODEL_HEADER, baseModel));
     }
     return CommonResponse.newBuilder().setHeaderMutation(mutation).setClearRouteCache(true).build();
+  }
+
+  /**
+   * The reply that routes an allowlisted name: built once per allowlist snapshot, since it
+   * depends on nothing else, and shared by every request for that name until the allowlist
+   * changes. At most one entry per allowlisted name, so the cache is bounded by the allowlist.
+   *
+   * @param allowlist the snapshot {@code baseModel} was read from
+   * @param streamed true for the reply to request headers (FULL_DUPLEX_STREAMED), false for the
+   *     reply to the request body
+   */
+  ProcessingResponse routed(Allowlist allowlist, String value, String baseModel, boolean streamed) {
+    RouteCache cache = routes;
+    if (cache == null || cache.allowlist != allowlist) {
+      cache = new RouteCache(allowlist); // a racing request may build its own: both are right
+      routes = cache;
+    }
+    Routed replies = cache.byName.computeIfAbsent(value, v -> {
+      CommonResponse route = route(v, baseModel);
+      return new Routed(Responses.requestHeaders(route), Responses.requestBody(route));
+    });
+    return streamed ? replies.headers() : replies.body();
+  }
+
+  /** The replies for one name, as headers reply and as body reply. */
+  private record Routed(ProcessingResponse headers, ProcessingResponse body) {}
+
+  /** Routed replies for the names of one allowlist snapshot. */
+  private static final class RouteCache {
+    final Allowlist allowlist;
+    final ConcurrentHashMap<String, Routed> byName = new ConcurrentHashMap<>();
+
+    RouteCache(Allowlist allowlist) {
+      this.allowlist = allowlist;
+    }
   }
 
   @Override
