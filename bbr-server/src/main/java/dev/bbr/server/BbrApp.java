@@ -33,6 +33,12 @@ import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollIoHandler;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
@@ -47,6 +53,8 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -90,6 +98,8 @@ public final class BbrApp implements AutoCloseable {
   private final ReloadingKeyManager keyManager;
   private final Tracing tracing;
   private final Server extProcServer;
+  /** The ext_proc listener on {@code --grpc-socket}, or null. */
+  private final SocketServer socketServer;
 
   private BbrApp(BbrOptions options, Function<AllowlistHolder, AllowlistSource> sources,
       MetricsAccess metricsAccess, Supplier<String> doctor)
@@ -144,22 +154,17 @@ public final class BbrApp implements AutoCloseable {
       started.push(tracing);
       ExtProcService service =
           new ExtProcService(allowlist, policy, budget, timer, metrics, tracing.requests());
-      NettyServerBuilder extProc = NettyServerBuilder.forAddress(new InetSocketAddress(options.grpcPort()))
-          .addService(ServerInterceptors.intercept(service, new RefuseUntilLoaded(loaded),
-              new ClientStreamLimit(options.maxStreamsPerClient())))
-          // Stream callbacks never block (no I/O, no locks held across calls): run them on the
-          // event loop instead of paying a thread hand-off per message.
-          .directExecutor()
-          .maxInboundMessageSize(policy.maxMessageBytes())
-          // A fixed window bounds what a stream that waits for the body budget has unread.
-          .flowControlWindow(BodyBudget.STREAM_WINDOW_BYTES)
-          // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: one peer cannot open streams without bound.
-          .maxConcurrentCallsPerConnection(options.maxConcurrentStreams())
-          // A connection with no stream for this long is closed (GOAWAY): Envoy reconnects on
-          // its next request; a caller cannot park idle connections for ever.
-          .maxConnectionIdle(10, TimeUnit.MINUTES)
-          .permitKeepAliveTime(10, TimeUnit.SECONDS)
-          .permitKeepAliveWithoutCalls(true);
+      ServerServiceDefinition extProcService = ServerInterceptors.intercept(service,
+          new RefuseUntilLoaded(loaded), new ClientStreamLimit(options.maxStreamsPerClient()));
+      NettyServerBuilder extProc = extProcSettings(
+          NettyServerBuilder.forAddress(new InetSocketAddress(options.grpcPort())), extProcService, policy);
+      if (options.grpcSocket() != null) {
+        socketServer = startSocketServer(options.grpcSocket(), extProcService, policy);
+        started.push(() -> stopServer(socketServer.server()));
+        started.push(socketServer.eventLoops()::shutdownGracefully);
+      } else {
+        socketServer = null;
+      }
       if (options.secureServing()) {
         keyManager = options.certPath() == null
             ? new ReloadingKeyManager(SelfSignedCertificates.create())
@@ -183,6 +188,56 @@ public final class BbrApp implements AutoCloseable {
       while (!started.isEmpty()) {
         closeQuietly("undoing start", started.pop());
       }
+      throw e;
+    }
+  }
+
+  /** The settings every ext_proc listener shares, TCP or Unix socket. */
+  private NettyServerBuilder extProcSettings(
+      NettyServerBuilder builder, ServerServiceDefinition service, RoutingPolicy policy) {
+    return builder
+        .addService(service)
+        // Stream callbacks never block (no I/O, no locks held across calls): run them on the
+        // event loop instead of paying a thread hand-off per message.
+        .directExecutor()
+        .maxInboundMessageSize(policy.maxMessageBytes())
+        // A fixed window bounds what a stream that waits for the body budget has unread.
+        .flowControlWindow(BodyBudget.STREAM_WINDOW_BYTES)
+        // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: one peer cannot open streams without bound.
+        .maxConcurrentCallsPerConnection(options.maxConcurrentStreams())
+        // A connection with no stream for this long is closed (GOAWAY): Envoy reconnects on
+        // its next request; a caller cannot park idle connections for ever.
+        .maxConnectionIdle(10, TimeUnit.MINUTES)
+        .permitKeepAliveTime(10, TimeUnit.SECONDS)
+        .permitKeepAliveWithoutCalls(true);
+  }
+
+  /** The Unix-socket listener and the epoll event loops only it uses. */
+  private record SocketServer(Server server, EventLoopGroup eventLoops) {}
+
+  /**
+   * Serves ext_proc, plaintext h2c, on a Unix domain socket (Envoy in the same pod: no TCP stack,
+   * no port). A socket left by an earlier run is replaced; the file is removed at stop.
+   */
+  private SocketServer startSocketServer(Path path, ServerServiceDefinition service, RoutingPolicy policy)
+      throws IOException {
+    if (BbrOptions.isSocket(path)) {
+      Files.delete(path);
+    }
+    EventLoopGroup loops = new MultiThreadIoEventLoopGroup(
+        Runtime.getRuntime().availableProcessors(), EpollIoHandler.newFactory());
+    try {
+      Server server = extProcSettings(NettyServerBuilder.forAddress(new DomainSocketAddress(path.toString())),
+              service, policy)
+          .channelType(EpollServerDomainSocketChannel.class)
+          .bossEventLoopGroup(loops)
+          .workerEventLoopGroup(loops)
+          .build()
+          .start();
+      logger.info("ext_proc also on unix socket {} (plaintext h2c)", path);
+      return new SocketServer(server, loops);
+    } catch (IOException | RuntimeException e) {
+      loops.shutdownGracefully();
       throw e;
     }
   }
@@ -341,8 +396,17 @@ public final class BbrApp implements AutoCloseable {
       health.enterTerminalState(); // probes and Envoy's health checks fail first
       awaitShutdownDelay();
       extProcServer.shutdown(); // GOAWAY: no new streams; in-flight ones continue
+      if (socketServer != null) {
+        socketServer.server().shutdown();
+      }
       try {
-        if (!extProcServer.awaitTermination(options.drainTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
+        long deadline = System.nanoTime() + options.drainTimeout().toNanos();
+        boolean drained = extProcServer.awaitTermination(options.drainTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        if (socketServer != null) {
+          drained &= socketServer.server().awaitTermination(
+              Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        }
+        if (!drained) {
           logger.warn("streams still open after --drain-timeout {}; cancelling them",
               options.drainTimeout());
         }
@@ -351,6 +415,11 @@ public final class BbrApp implements AutoCloseable {
       }
       // Each step runs even if an earlier one failed.
       closeQuietly("ext_proc server", () -> stopServer(extProcServer));
+      if (socketServer != null) {
+        closeQuietly("ext_proc socket server", () -> stopServer(socketServer.server()));
+        closeQuietly("socket event loops", () -> socketServer.eventLoops().shutdownGracefully().await(5, TimeUnit.SECONDS));
+        closeQuietly("socket file", () -> Files.deleteIfExists(options.grpcSocket()));
+      }
       closeQuietly("tracing", tracing); // after the last stream: its span is exported too
       if (keyManager != null) {
         closeQuietly("certificate watch", keyManager::stopWatching);

@@ -410,6 +410,19 @@ class EnvoyFaultsIT {
                       health_check_config: { port_value: %d }
           """.formatted(p.grpc(), p.health()));
     }
+    return envoyConfig(name, endpoints.toString(), healthChecks, qwenPort, phiPort);
+  }
+
+  /** As {@link #envoyConfig(String, List, boolean, int, int)}, the router on a Unix domain socket. */
+  static String envoyConfig(String name, Path socket, int qwenPort, int phiPort) {
+    return envoyConfig(name, """
+                  - endpoint:
+                      address: { pipe: { path: "%s" } }
+          """.formatted(socket), false, qwenPort, phiPort);
+  }
+
+  private static String envoyConfig(String name, String endpoints, boolean healthChecks, int qwenPort,
+      int phiPort) {
     String health = healthChecks ? """
             health_checks:
             - timeout: 2s

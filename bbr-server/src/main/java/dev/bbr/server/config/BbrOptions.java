@@ -49,6 +49,8 @@ import java.util.stream.Stream;
  *     refuses at once
  * @param maxStreamsPerClient the most ext_proc streams one client address may hold open across
  *     its connections; more get 503 at their request headers
+ * @param grpcSocket a Unix domain socket path where ext_proc is also served, plaintext (Envoy in
+ *     the same pod), or null
  */
 public record BbrOptions(
     int grpcPort,
@@ -72,7 +74,8 @@ public record BbrOptions(
     boolean metricsEndpointAuth,
     HeaderPlan headers,
     Duration budgetWait,
-    int maxStreamsPerClient) {
+    int maxStreamsPerClient,
+    Path grpcSocket) {
 
   /** The verbosity of {@code --zap-log-level=error}: errors only. */
   public static final int ERRORS_ONLY = -1;
@@ -138,11 +141,29 @@ public record BbrOptions(
       throw new InvalidOptionsException("--cert-path: " + certPath
           + " (expected: only with --secure-serving=true)");
     }
+    if (grpcSocket != null && (grpcSocket.getFileName() == null
+        || !Files.isDirectory(grpcSocket.toAbsolutePath().getParent()))) {
+      throw new InvalidOptionsException("--grpc-socket: " + grpcSocket
+          + " (expected: a file path in an existing directory)");
+    }
+    if (grpcSocket != null && Files.exists(grpcSocket) && !isSocket(grpcSocket)) {
+      throw new InvalidOptionsException("--grpc-socket: " + grpcSocket
+          + " (expected: a path that is free or a socket; it is another kind of file)");
+    }
     if (certPath != null && !Files.isDirectory(certPath)) {
       throw new InvalidOptionsException("--cert-path: " + certPath
           + " (expected: a directory holding tls.crt and tls.key)");
     }
     checkAllowlist(allowlist);
+  }
+
+  /** True when {@code path} is a socket (a leftover of an earlier run, replaced at start). */
+  public static boolean isSocket(Path path) {
+    try {
+      return Files.getAttribute(path, "unix:mode") instanceof Integer mode && (mode & 0170000) == 0140000;
+    } catch (java.io.IOException | UnsupportedOperationException | IllegalArgumentException e) {
+      return false;
+    }
   }
 
   /** Returns the allowlist directory, or null when the allowlist comes from a cluster. */
@@ -302,7 +323,8 @@ public record BbrOptions(
         bool(v, "metrics-endpoint-auth", true),
         Plugins.plan(plugins(v), notes),
         budgetWait(v),
-        integer(v, "max-streams-per-client", DEFAULT_MAX_STREAMS_PER_CLIENT));
+        integer(v, "max-streams-per-client", DEFAULT_MAX_STREAMS_PER_CLIENT),
+        path(v, "grpc-socket"));
   }
 
   /** {@code --budget-wait}, by default no longer than the body timeout. */
@@ -429,6 +451,8 @@ public record BbrOptions(
   private enum Flag {
     GRPC_PORT("grpc-port", "PORT", "ext_proc gRPC port (default 9004)"),
     GRPC_HEALTH_PORT("grpc-health-port", "PORT", "plaintext grpc.health.v1 port (default 9005)"),
+    GRPC_SOCKET("grpc-socket", "PATH",
+        "also serve ext_proc, plaintext, on this Unix domain socket (Envoy in the same pod)"),
     METRICS_PORT("metrics-port", "PORT", "Prometheus /metrics port (default 9090)"),
     STREAMING("streaming", null,
         "assume FULL_DUPLEX_STREAMED when Envoy sends no protocol config (default false: BUFFERED)"),

@@ -89,7 +89,7 @@ class BbrOptionsTest {
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
         Duration.ofSeconds(3), true, true, HeaderPlan.DEFAULT, Duration.ofSeconds(5),
-        10_000));
+        10_000, null));
   }
 
   @Test
@@ -115,7 +115,7 @@ class BbrOptionsTest {
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
         Duration.ofSeconds(3), true, true, HeaderPlan.DEFAULT, Duration.ofSeconds(5),
-        10_000));
+        10_000, null));
   }
 
   @Test
@@ -399,6 +399,7 @@ class BbrOptionsTest {
     assertThat(usage).contains(
         "--grpc-port PORT",
         "--grpc-health-port PORT",
+        "--grpc-socket PATH",
         "--metrics-port PORT",
         "--streaming ",
         "--secure-serving ",
@@ -421,7 +422,7 @@ class BbrOptionsTest {
         "--tracing ",
         "--metrics-endpoint-auth ");
     assertThat(usage).contains("(default 9004)", "(default 9005)", "(default 9090)", "(default true)");
-    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(32);
+    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(33);
   }
 
   @Test
@@ -433,23 +434,23 @@ class BbrOptionsTest {
   void constructor_refusesInvalidValues_likeTheParser() {
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
-        Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1))
+        Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-buffered-bytes: 0");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         new AllowlistSourceConfig(allowlistDir, allowlistDir, null, false, List.of("a=b")),
         true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
-        Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1))
+        Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageContaining("--allowlist-dir and --kubeconfig");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(-1), 1, Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1))
+        Duration.ofSeconds(-1), 1, Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--drain-timeout: ");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(1), 0, Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1))
+        Duration.ofSeconds(1), 0, Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-concurrent-streams: 0");
   }
@@ -557,5 +558,19 @@ class BbrOptionsTest {
         .as("the label grammar, as at start").isInstanceOf(InvalidOptionsException.class);
     assertThatThrownBy(() -> BbrOptions.declared(pod, "--namespace=a", "--all-namespaces"))
         .isInstanceOf(InvalidOptionsException.class);
+  }
+
+  @Test
+  void grpcSocket_isAPathInAnExistingDirectory_notAnotherKindOfFile(@TempDir Path tmp) throws Exception {
+    assertThat(parse().grpcSocket()).isNull();
+    assertThat(parse("--grpc-socket", tmp.resolve("bbr.sock").toString()).grpcSocket())
+        .isEqualTo(tmp.resolve("bbr.sock"));
+    assertThatThrownBy(() -> parse("--grpc-socket", tmp.resolve("missing/bbr.sock").toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageContaining("(expected: a file path in an existing directory)");
+    Path file = Files.writeString(tmp.resolve("not-a-socket"), "x");
+    assertThatThrownBy(() -> parse("--grpc-socket", file.toString()))
+        .isInstanceOf(InvalidOptionsException.class)
+        .hasMessageContaining("it is another kind of file");
   }
 }

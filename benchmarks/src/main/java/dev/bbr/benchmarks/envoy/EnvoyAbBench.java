@@ -31,7 +31,8 @@ import org.HdrHistogram.Histogram;
  * JIT warm-up), {@code --out benchmarks/results/envoy-ab.json},
  * {@code --logs benchmarks/results/envoy-logs}, {@code --jfr FILE} (record the router with JFR,
  * {@code settings=profile}, over the rounds of the first size; slows the router: for profiling
- * only), {@code --configs static,streamed,buffered}.
+ * only), {@code --configs static,streamed,buffered} (also {@code streamed-uds}: the streamed
+ * filter to the router over its Unix socket).
  */
 public final class EnvoyAbBench {
   private static final int CHAT_BODIES_PER_MODEL = 4;

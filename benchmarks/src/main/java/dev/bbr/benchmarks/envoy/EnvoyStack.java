@@ -68,11 +68,15 @@ final class EnvoyStack implements AutoCloseable {
       started.add(phi);
       Path jar = RouterProcess.jar();
       RouterProcess[] router = new RouterProcess[1];
-      ProcessHandle routerPid = newChild(() -> router[0] = RouterProcess.start("bench-router", jar, allowlist, logDir));
+      // Also on a Unix socket (the streamed-uds listener); an idle second listener costs the
+      // TCP ones nothing measurable.
+      Path socket = Files.createTempDirectory("bbr-bench").resolve("bbr.sock");
+      ProcessHandle routerPid = newChild(() -> router[0] = RouterProcess.start("bench-router", jar,
+          allowlist, logDir, "--grpc-socket", socket.toString()));
       started.add(router[0]);
       EnvoyProcess[] envoy = new EnvoyProcess[1];
       ProcessHandle envoyPid = newChild(() -> envoy[0] = EnvoyProcess.start("bench-envoy",
-          EnvoyConfigs.bootstrap(router[0].grpcPort(), qwen.port(), phi.port()), logDir));
+          EnvoyConfigs.bootstrap(router[0].grpcPort(), socket, qwen.port(), phi.port()), logDir));
       started.add(envoy[0]);
       return new EnvoyStack(qwen, phi, router[0], routerPid, envoy[0], envoyPid, logDir);
     } catch (RuntimeException | Error e) {
