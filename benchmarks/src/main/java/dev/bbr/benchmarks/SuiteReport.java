@@ -110,6 +110,14 @@ public final class SuiteReport {
       rows.add(row("through Envoy, c=10, 1 KiB: throughput ≥ 0.6 × static-header Envoy",
           String.format(Locale.ROOT, "%.2f×", ratio), ratio >= 0.6));
     }
+    JsonNode uds = find(envoy, r -> r.path("config").asText().equals("streamed-uds")
+        && r.path("body_bytes").asInt() == 1024);
+    if (streamed != null && uds != null) {
+      // Both against the same round's static run: their ratio is Unix socket over TCP.
+      double ratio = uds.path("throughput_ratio").asDouble() / streamed.path("throughput_ratio").asDouble();
+      rows.add(row("through Envoy, c=10, 1 KiB: ext_proc over a Unix socket ≥ 1.0 × over TCP",
+          String.format(Locale.ROOT, "%.2f×", ratio), ratio >= 1.0));
+    }
     JsonNode memory = read("memory.json");
     if (memory != null) {
       for (JsonNode phase : memory) {

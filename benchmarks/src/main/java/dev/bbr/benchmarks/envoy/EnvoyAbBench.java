@@ -31,8 +31,8 @@ import org.HdrHistogram.Histogram;
  * JIT warm-up), {@code --out benchmarks/results/envoy-ab.json},
  * {@code --logs benchmarks/results/envoy-logs}, {@code --jfr FILE} (record the router with JFR,
  * {@code settings=profile}, over the rounds of the first size; slows the router: for profiling
- * only), {@code --configs static,streamed,buffered} (also {@code streamed-uds}: the streamed
- * filter to the router over its Unix socket).
+ * only), {@code --configs static,streamed,buffered,streamed-uds} ({@code streamed-uds}: the
+ * streamed filter to the router over its Unix socket).
  */
 public final class EnvoyAbBench {
   private static final int CHAT_BODIES_PER_MODEL = 4;
@@ -234,6 +234,7 @@ public final class EnvoyAbBench {
         rec.put("config", config);
         rec.put("ext_proc", switch (config) {
           case EnvoyConfigs.STREAMED -> "FULL_DUPLEX_STREAMED";
+          case EnvoyConfigs.STREAMED_UDS -> "FULL_DUPLEX_STREAMED over a Unix socket";
           case EnvoyConfigs.BUFFERED -> "BUFFERED";
           default -> "none (client sends x-gateway-base-model-name)";
         });
@@ -336,7 +337,8 @@ public final class EnvoyAbBench {
       Path out = Path.of("benchmarks/results/envoy-ab.json");
       Path logs = Path.of("benchmarks/results/envoy-logs");
       Path jfr = null;
-      List<String> configs = List.of(EnvoyConfigs.STATIC, EnvoyConfigs.STREAMED, EnvoyConfigs.BUFFERED);
+      List<String> configs = List.of(EnvoyConfigs.STATIC, EnvoyConfigs.STREAMED, EnvoyConfigs.BUFFERED,
+          EnvoyConfigs.STREAMED_UDS);
       for (int i = 0; i < args.length; i++) {
         String flag = args[i];
         if (i + 1 >= args.length) {
