@@ -86,18 +86,17 @@ final class Responses {
   }
 
   /**
-   * A local reply in OpenAI's error shape: {@code {"error":{"message","type","param","code"}}}.
-   *
-   * @param details what Envoy records as {@code %RESPONSE_CODE_DETAILS%}
+   * The local reply for {@code refusal}, in OpenAI's error shape: {@code
+   * {"error":{"message","type","param","code"}}}; Envoy records {@code bbr_<code>} as its
+   * {@code %RESPONSE_CODE_DETAILS%}, and a 503 carries {@code retry-after}.
    */
-  static ProcessingResponse error(
-      StatusCode status, String type, String code, String param, String message, String details) {
+  static ProcessingResponse error(Refusal refusal) {
     ImmediateResponse.Builder reply = ImmediateResponse.newBuilder()
-        .setStatus(HttpStatus.newBuilder().setCode(status))
+        .setStatus(HttpStatus.newBuilder().setCode(refusal.status()))
         .setHeaders(HeaderMutation.newBuilder().addSetHeaders(JSON_CONTENT_TYPE))
-        .setBody(errorBody(message, type, param, code))
-        .setDetails(details);
-    if (status == StatusCode.ServiceUnavailable) {
+        .setBody(errorBody(refusal.message(), refusal.type(), refusal.param(), refusal.code()))
+        .setDetails("bbr_" + refusal.code());
+    if (refusal.status() == StatusCode.ServiceUnavailable) {
       reply.getHeadersBuilder().addSetHeaders(RETRY_AFTER);
     }
     return ProcessingResponse.newBuilder().setImmediateResponse(reply).build();

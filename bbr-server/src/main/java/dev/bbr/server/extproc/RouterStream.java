@@ -17,7 +17,6 @@ import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProtocolConfiguration;
-import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -225,7 +224,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     requestId = requestId(headers);
     span = context.tracing().start(headers);
     if (overClientLimit) {
-      refuseOverloaded("This client holds too many open streams to the router; retry shortly.");
+      refuse(Refusal.overloaded("This client holds too many open streams to the router; retry shortly."));
       return;
     }
     if (headers.getEndOfStream()) {
@@ -237,8 +236,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (mode != BodyMode.FULL_DUPLEX_STREAMED && contentLength > context.policy().maxMessageBytes()) {
       // BUFFERED sends the whole body as one message: one this large would be refused by gRPC
       // (RESOURCE_EXHAUSTED, a 500 from Envoy). Say 413 now, before Envoy sends it.
-      refuseTooLarge("The request body of " + contentLength + " bytes exceeds the "
-          + context.policy().maxMessageBytes() + " bytes this router accepts in BUFFERED mode.");
+      refuse(Refusal.tooLarge("The request body of " + contentLength + " bytes exceeds the "
+          + context.policy().maxMessageBytes() + " bytes this router accepts in BUFFERED mode."));
       return;
     }
     switch (mode) {
@@ -433,8 +432,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (mode == BodyMode.BUFFERED_PARTIAL && !endOfStream) {
       // Envoy cut the body at its buffer limit and streams the rest past us: routing on a part
       // would miss a second "model" later in the body (the model server reads the last one).
-      refuseTooLarge("The request body exceeds the gateway's buffer; it cannot be routed in"
-          + " BUFFERED_PARTIAL mode (use FULL_DUPLEX_STREAMED).");
+      refuse(Refusal.tooLarge("The request body exceeds the gateway's buffer; it cannot be routed in"
+          + " BUFFERED_PARTIAL mode (use FULL_DUPLEX_STREAMED)."));
       return;
     }
     if (mode == BodyMode.FULL_DUPLEX_STREAMED && !chunk.isEmpty()) {
@@ -462,8 +461,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         : pending >= 0 && seen - pending <= MODEL_VALUE_SPAN ? pending
         : seen;
     if (needed > limit) {
-      refuseTooLarge("The request body exceeds " + limit + " bytes before its \""
-          + context.policy().headers().field() + "\" field.");
+      refuse(Refusal.tooLarge("The request body exceeds " + limit + " bytes before its \""
+          + context.policy().headers().field() + "\" field."));
       return;
     }
     if (scanner.decided()) {
@@ -489,8 +488,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     BodyBudget budget = context.budget();
     if (!budget.couldEverHold(total)) {
       // Could never fit, even alone: a retry would get 503 forever.
-      refuseTooLarge("The request body exceeds the router's memory budget before its \""
-          + context.policy().headers().field() + "\" field.");
+      refuse(Refusal.tooLarge("The request body exceeds the router's memory budget before its \""
+          + context.policy().headers().field() + "\" field."));
       return;
     }
     if (covered == 0 && contentLength > bufferedBytes) {
@@ -583,9 +582,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     ProcessingResponse routing; // the reply that lets the request on; null: refused
     if (requested == null) {
       if (context.policy().rejectMissingModel()) {
-        refuse(Outcome.INVALID, StatusCode.BadRequest, "invalid_request_error", "missing_model",
-            headers.field(), "The request body has no top-level \""
-                + headers.field() + "\" field.");
+        refuse(Refusal.missingModel(headers.field()));
         return;
       }
       routing = streamed ? headers.headersStripOnly() : headers.bodyStripOnly();
@@ -603,9 +600,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         routing = headers.routed(allowlist, requested, base, streamed);
         outcome = Outcome.ROUTED;
       } else if (context.policy().rejectUnknownModel()) {
-        refuse(Outcome.UNKNOWN_MODEL, StatusCode.NotFound, "invalid_request_error",
-            "model_not_found", "model",
-            "The model '" + requested + "' does not exist or is not served by this gateway.");
+        refuse(Refusal.unknownModel(requested));
         return;
       } else {
         routing = reply(headers.route(requested, ""), streamed); // upstream's: an empty base model
@@ -706,10 +701,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
         return;
       }
       try {
-        refuse(Outcome.TIMEOUT, StatusCode.RequestTimeout, "invalid_request_error",
-            "request_timeout", null,
-            "The request body did not name a model within "
-                + context.policy().bodyTimeout().toMillis() + " ms.");
+        refuse(Refusal.timeout(context.policy().bodyTimeout().toMillis()));
       } catch (RuntimeException e) {
         // On the timer thread nobody would see this: end the stream so nothing stays held.
         logger.error("[{}] failed answering the body deadline", id, e);
@@ -719,46 +711,22 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   }
 
   private void refuse(BodyException e) {
-    if (e.problem().unsupported()) {
-      refuse(Outcome.UNSUPPORTED_MEDIA_TYPE, StatusCode.UnsupportedMediaType,
-          "invalid_request_error", e.problem().code(), null, e.getMessage());
-      return;
-    }
-    String param = switch (e.problem()) {
-      case MODEL_NOT_A_STRING, MODEL_EMPTY, INVALID_MODEL_NAME, DUPLICATE_MODEL ->
-          context.policy().headers().field();
-      default -> null;
-    };
     if (e.problem() == BodyException.Problem.MODEL_EMPTY) {
       model = "";
     }
-    refuse(Outcome.INVALID, StatusCode.BadRequest, "invalid_request_error", e.problem().code(),
-        param, e.getMessage());
+    refuse(Refusal.of(e.problem(), e.getMessage(), context.policy().headers().field()));
   }
 
-  private void refuseTooLarge(String message) {
-    refuse(Outcome.TOO_LARGE, StatusCode.PayloadTooLarge, "invalid_request_error",
-        "request_too_large", null, message);
-  }
-
-  /** 503 with {@code retry-after}: the body budget cannot take more now. */
   private void refuseOverloaded() {
-    refuseOverloaded("The router is holding too many request bodies; retry shortly.");
-  }
-
-  /** 503 {@code router_overloaded} with {@code retry-after}. */
-  private void refuseOverloaded(String message) {
-    refuse(Outcome.OVERLOADED, StatusCode.ServiceUnavailable, "server_error",
-        "router_overloaded", null, message);
+    refuse(Refusal.budgetExhausted());
   }
 
   /** Answers with a local reply (OpenAI error shape) and ends the stream. */
-  private void refuse(
-      Outcome refused, StatusCode status, String type, String code, String param, String message) {
-    errorCode = code;
+  private void refuse(Refusal refusal) {
+    errorCode = refusal.code();
     // Held bytes are freed and the outcome counted before the client can see the answer.
-    end(refused, status.getNumber());
-    send(Responses.error(status, type, code, param, message, "bbr_" + code));
+    end(refusal.outcome(), refusal.status().getNumber());
+    send(Responses.error(refusal));
     out.onCompleted();
   }
 
