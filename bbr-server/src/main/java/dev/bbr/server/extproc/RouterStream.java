@@ -579,33 +579,27 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     String requested = scanner.model();
     boolean streamed = mode == BodyMode.FULL_DUPLEX_STREAMED;
     RoutingHeaders headers = context.policy().headers();
-    ProcessingResponse routing; // the reply that lets the request on; null: refused
-    if (requested == null) {
-      if (context.policy().rejectMissingModel()) {
-        refuse(Refusal.missingModel(headers.field()));
-        return;
-      }
-      routing = streamed ? headers.headersStripOnly() : headers.bodyStripOnly();
-      outcome = Outcome.MODEL_MISSING;
-    } else {
+    Allowlist allowlist = context.allowlist().get();
+    ProcessingResponse routing; // the reply that lets the request on
+    RoutingDecision decision = RoutingDecision.of(requested, allowlist, context.policy());
+    if (decision instanceof RoutingDecision.Refuse r) {
       model = requested;
-      Allowlist allowlist = context.allowlist().get();
-      String base = headers.resolvesBaseModel() ? allowlist.baseModelOf(requested) : null;
-      if (!headers.resolvesBaseModel()) {
-        // No base-model-to-header: the value alone, whatever the client sent (not cached).
-        routing = reply(headers.route(requested, null), streamed);
-        outcome = Outcome.ROUTED;
-      } else if (base != null) {
-        baseModel = base;
-        routing = headers.routed(allowlist, requested, base, streamed);
-        outcome = Outcome.ROUTED;
-      } else if (context.policy().rejectUnknownModel()) {
-        refuse(Refusal.unknownModel(requested));
-        return;
-      } else {
-        routing = reply(headers.route(requested, ""), streamed); // upstream's: an empty base model
-        outcome = Outcome.UNKNOWN_PASSTHROUGH;
+      refuse(r.refusal());
+      return;
+    }
+    if (decision instanceof RoutingDecision.Route r) {
+      model = r.model();
+      boolean allowlisted = r.outcome() == Outcome.ROUTED && r.baseModel() != null;
+      if (allowlisted) {
+        baseModel = r.baseModel();
       }
+      // An allowlisted name's reply is built once per snapshot; any other value per request.
+      routing = allowlisted ? headers.routed(allowlist, r.model(), r.baseModel(), streamed)
+          : reply(headers.route(r.model(), r.baseModel()), streamed);
+      outcome = r.outcome();
+    } else {
+      routing = streamed ? headers.headersStripOnly() : headers.bodyStripOnly();
+      outcome = ((RoutingDecision.PassThrough) decision).outcome();
     }
 
     send(routing);
