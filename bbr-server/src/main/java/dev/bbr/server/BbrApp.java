@@ -12,6 +12,7 @@ import dev.bbr.server.extproc.ClientStreamLimit;
 import dev.bbr.server.extproc.ExtProcService;
 import dev.bbr.server.extproc.RoutingHeaders;
 import dev.bbr.server.extproc.RoutingPolicy;
+import dev.bbr.server.extproc.WarmUp;
 import dev.bbr.server.metrics.AllowlistMetrics;
 import dev.bbr.server.metrics.BuildInfo;
 import dev.bbr.server.metrics.JvmMetrics;
@@ -98,6 +99,9 @@ public final class BbrApp implements AutoCloseable {
   private final ReloadingKeyManager keyManager;
   private final Tracing tracing;
   private final Server extProcServer;
+  /** What the warm-up needs: the allowlist and policy the real streams use. */
+  private final AllowlistHolder allowlist;
+  private final RoutingPolicy policy;
   /** The ext_proc listener on {@code --grpc-socket}, or null. */
   private final SocketServer socketServer;
 
@@ -121,7 +125,7 @@ public final class BbrApp implements AutoCloseable {
       jvmMetrics = JvmMetrics.bindTo(registry);
       started.push(jvmMetrics);
 
-      AllowlistHolder allowlist = new AllowlistHolder();
+      allowlist = new AllowlistHolder();
       allowlistSource = sources.apply(allowlist);
       started.push(allowlistSource);
       BodyBudget budget = new BodyBudget(options.maxBufferedBytesTotal(), options.budgetWait());
@@ -142,7 +146,7 @@ public final class BbrApp implements AutoCloseable {
           .start();
       started.push(() -> stopServer(healthServer));
 
-      RoutingPolicy policy = new RoutingPolicy(
+      policy = new RoutingPolicy(
           options.streaming(),
           options.rejectUnknownModel(),
           options.rejectMissingModel(),
@@ -332,14 +336,44 @@ public final class BbrApp implements AutoCloseable {
     firstSync.whenComplete((ignored, error) -> {
       if (error != null) {
         app.loaded.completeExceptionally(error);
-        return;
+      } else if (options.warmUp().isZero()) {
+        app.serve("allowlist loaded: serving");
+      } else {
+        // Off the allowlist source's thread: its events must not wait for the warm-up.
+        Thread warmUp = new Thread(app::warmUpThenServe, "bbr-warm-up");
+        warmUp.setDaemon(true);
+        warmUp.start();
       }
-      app.health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
-      app.health.setStatus(EXT_PROC_SERVICE, ServingStatus.SERVING);
-      logger.info("allowlist loaded: serving");
-      app.loaded.complete(null);
     });
     return app;
+  }
+
+  /** Runs the warm-up (a failure only costs speed), then serves. */
+  private void warmUpThenServe() {
+    long started = System.nanoTime();
+    String done;
+    try {
+      long streams = WarmUp.run(allowlist, policy, timer, options.warmUp());
+      done = streams == 0 ? "allowlist loaded, empty: no warm-up; serving"
+          : String.format(java.util.Locale.ROOT, "allowlist loaded; warm-up: %d requests in %d ms; serving",
+              streams, (System.nanoTime() - started) / 1_000_000);
+    } catch (IOException | RuntimeException e) {
+      logger.warn("warm-up failed; serving without it", e);
+      done = "allowlist loaded: serving";
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      done = "allowlist loaded: serving";
+    }
+    if (!closed.get()) {
+      serve(done);
+    }
+  }
+
+  private void serve(String message) {
+    health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
+    health.setStatus(EXT_PROC_SERVICE, ServingStatus.SERVING);
+    logger.info(message);
+    loaded.complete(null);
   }
 
   /** Completes once the first allowlist is loaded and health says SERVING. */

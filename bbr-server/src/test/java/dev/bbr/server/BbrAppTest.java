@@ -64,10 +64,11 @@ class BbrAppTest {
   }
 
   private BbrApp start(AllowlistSourceFactory sources, String... extraArgs) throws IOException {
+    int[] ports = freePorts();
     List<String> args = new ArrayList<>(List.of(
-        "--grpc-port", String.valueOf(freePort()),
-        "--grpc-health-port", String.valueOf(freePort()),
-        "--metrics-port", String.valueOf(freePort()),
+        "--grpc-port", String.valueOf(ports[0]),
+        "--grpc-health-port", String.valueOf(ports[1]),
+        "--metrics-port", String.valueOf(ports[2]),
         "--allowlist-dir", EXAMPLES.toString(),
         "--drain-timeout", "5s"));
     args.addAll(List.of(extraArgs));
@@ -162,6 +163,32 @@ class BbrAppTest {
   }
 
   @Test
+  void warmUp_runsBeforeServing_andCountsInNoMetric() throws Exception {
+    CompletableFuture<Void> firstSync = new CompletableFuture<>();
+    BbrApp app = start(holder -> {
+      DirectoryAllowlistSource files = new DirectoryAllowlistSource(EXAMPLES, holder);
+      files.start().toCompletableFuture().join(); // the allowlist, published before the sync
+      toClose.add(files);
+      return new ManualSource(firstSync);
+    }, "--secure-serving=false", "--warm-up=1s");
+    ManagedChannel health = plaintext(app.healthPort());
+    long synced = System.nanoTime();
+    firstSync.complete(null);
+    assertThat(health(health, "")).as("warming up").isEqualTo(ServingStatus.NOT_SERVING);
+
+    app.allowlistLoaded().get(10, TimeUnit.SECONDS);
+    assertThat(System.nanoTime() - synced).as("serving only after the warm-up")
+        .isGreaterThanOrEqualTo(TimeUnit.MILLISECONDS.toNanos(1000));
+    assertThat(health(health, "")).isEqualTo(ServingStatus.SERVING);
+    String scrape = HttpClient.newHttpClient().send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + app.metricsPort() + "/metrics")).build(),
+        HttpResponse.BodyHandlers.ofString()).body();
+    assertThat(scrape.lines().filter(l -> l.startsWith("bbr_requests_total{") || l.startsWith("bbr_routed_total{")))
+        .as("the warm-up's requests are not the gateway's").isNotEmpty().allMatch(l -> l.endsWith(" 0.0"));
+    assertRoutes(plaintext(app.extProcPort()));
+  }
+
+  @Test
   void extProcStreams_failUnavailable_untilTheAllowlistIsLoaded() throws Exception {
     CompletableFuture<Void> firstSync = new CompletableFuture<>();
     BbrApp app = start(holder -> new ManualSource(firstSync), "--secure-serving=false");
@@ -190,8 +217,9 @@ class BbrAppTest {
 
   @Test
   void failedStart_releasesEveryPortItHadBound() throws Exception {
-    int health = freePort();
-    int metrics = freePort();
+    int[] ports = freePorts();
+    int health = ports[1];
+    int metrics = ports[2];
     try (ServerSocket taken = new ServerSocket(0)) {
       assertThatThrownBy(() -> BbrApp.start(BbrOptions.parse(
           "--grpc-port", String.valueOf(taken.getLocalPort()),
@@ -362,9 +390,10 @@ class BbrAppTest {
 
   private BbrApp startWithDoctor(MetricsAccess access, java.util.function.Supplier<String> doctor)
       throws Exception {
+    int[] ports = freePorts();
     BbrApp app = BbrApp.start(BbrOptions.parse(
-        "--grpc-port", String.valueOf(freePort()), "--grpc-health-port", String.valueOf(freePort()),
-        "--metrics-port", String.valueOf(freePort()), "--allowlist-dir", EXAMPLES.toString(),
+        "--grpc-port", String.valueOf(ports[0]), "--grpc-health-port", String.valueOf(ports[1]),
+        "--metrics-port", String.valueOf(ports[2]), "--allowlist-dir", EXAMPLES.toString(),
         "--secure-serving=false"), holder -> new DirectoryAllowlistSource(EXAMPLES, holder),
         access, doctor);
     toClose.add(app);
@@ -451,9 +480,11 @@ class BbrAppTest {
     Files.writeString(dir.resolve("tls.key"), key.toString());
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket socket = new ServerSocket(0)) {
-      return socket.getLocalPort();
+  /** Three different free ports: held open together, so the kernel cannot hand one out twice. */
+  private static int[] freePorts() throws IOException {
+    try (ServerSocket a = new ServerSocket(0); ServerSocket b = new ServerSocket(0);
+        ServerSocket c = new ServerSocket(0)) {
+      return new int[] {a.getLocalPort(), b.getLocalPort(), c.getLocalPort()};
     }
   }
 

@@ -118,6 +118,17 @@ public final class SuiteReport {
       rows.add(row("through Envoy, c=10, 1 KiB: ext_proc over a Unix socket ≥ 1.0 × over TCP",
           String.format(Locale.ROOT, "%.2f×", ratio), ratio >= 1.0));
     }
+    JsonNode warmup = read("warmup.json");
+    JsonNode chart = find(warmup, r -> r.path("variant").asText().startsWith("warm-up 5s"));
+    JsonNode cold = find(warmup, r -> r.path("variant").asText().equals("no warm-up"));
+    if (chart != null && cold != null) {
+      double to80 = chart.path("seconds_to_80pct_median").asDouble();
+      rows.add(row("warm-up: ≥ 80 % of steady throughput within 15 s of SERVING (chart's 5 s warm-up)",
+          String.format(Locale.ROOT, "from second %.0f (%.0f without warm-up); SERVING after %.1f s (%.1f s)",
+              to80, cold.path("seconds_to_80pct_median").asDouble(),
+              chart.path("seconds_to_serving_median").asDouble(),
+              cold.path("seconds_to_serving_median").asDouble()), to80 >= 0 && to80 <= 15));
+    }
     JsonNode memory = read("memory.json");
     if (memory != null) {
       for (JsonNode phase : memory) {

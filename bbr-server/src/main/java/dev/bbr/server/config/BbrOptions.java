@@ -51,6 +51,8 @@ import java.util.stream.Stream;
  *     its connections; more get 503 at their request headers
  * @param grpcSocket a Unix domain socket path where ext_proc is also served, plaintext (Envoy in
  *     the same pod), or null
+ * @param warmUp how long synthetic requests run through the request path, in process, before
+ *     health turns SERVING (zero: none)
  */
 public record BbrOptions(
     int grpcPort,
@@ -75,10 +77,13 @@ public record BbrOptions(
     HeaderPlan headers,
     Duration budgetWait,
     int maxStreamsPerClient,
-    Path grpcSocket) {
+    Path grpcSocket,
+    Duration warmUp) {
 
   /** The verbosity of {@code --zap-log-level=error}: errors only. */
   public static final int ERRORS_ONLY = -1;
+  /** The longest warm-up: readiness waits for it, and a minute is what the JIT needs anyway. */
+  static final Duration MAX_WARM_UP = Duration.ofSeconds(60);
   static final int DEFAULT_GRPC_PORT = 9004;
   static final int DEFAULT_HEALTH_PORT = 9005;
   static final int DEFAULT_METRICS_PORT = 9090;
@@ -136,6 +141,9 @@ public record BbrOptions(
     if (maxConcurrentStreams < 1) {
       throw new InvalidOptionsException(
           "--max-concurrent-streams: " + maxConcurrentStreams + " (expected: > 0)");
+    }
+    if (warmUp == null || warmUp.isNegative() || warmUp.compareTo(MAX_WARM_UP) > 0) {
+      throw new InvalidOptionsException("--warm-up: " + warmUp + " (expected: 0s to " + MAX_WARM_UP.toSeconds() + "s)");
     }
     if (certPath != null && !secureServing) {
       throw new InvalidOptionsException("--cert-path: " + certPath
@@ -324,7 +332,8 @@ public record BbrOptions(
         Plugins.plan(plugins(v), notes),
         budgetWait(v),
         integer(v, "max-streams-per-client", DEFAULT_MAX_STREAMS_PER_CLIENT),
-        path(v, "grpc-socket"));
+        path(v, "grpc-socket"),
+        duration(v, "warm-up", Duration.ZERO));
   }
 
   /** {@code --budget-wait}, by default no longer than the body timeout. */
@@ -484,6 +493,9 @@ public record BbrOptions(
     BUDGET_WAIT("budget-wait", "DURATION",
         "how long a request may wait, oldest first, for body bytes others hold, else 503 "
             + "(default 10s, at most --body-timeout; 0s refuses at once)"),
+    WARM_UP("warm-up", "DURATION",
+        "before health turns SERVING, run synthetic requests in process for this long so the JIT "
+            + "has compiled the request path (default 0s; the chart sets 5s)"),
     DRAIN_TIMEOUT("drain-timeout", "DURATION",
         "on SIGTERM, time in-flight streams get to finish (default 30s)"),
     MAX_CONCURRENT_STREAMS("max-concurrent-streams", "N",

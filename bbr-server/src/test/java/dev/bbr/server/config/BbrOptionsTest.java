@@ -89,7 +89,7 @@ class BbrOptionsTest {
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
         Duration.ofSeconds(3), true, true, HeaderPlan.DEFAULT, Duration.ofSeconds(5),
-        10_000, null));
+        10_000, null, Duration.ZERO));
   }
 
   @Test
@@ -115,7 +115,7 @@ class BbrOptionsTest {
     assertThat(options).isEqualTo(new BbrOptions(19004, 19005, 19090, false, true, certs, 4, true,
         AllowlistSourceConfig.directory(allowlistDir), false, true, 1L << 20, 64L << 20, Duration.ofSeconds(5), Duration.ofMinutes(2), 64,
         Duration.ofSeconds(3), true, true, HeaderPlan.DEFAULT, Duration.ofSeconds(5),
-        10_000, null));
+        10_000, null, Duration.ZERO));
   }
 
   @Test
@@ -400,6 +400,7 @@ class BbrOptionsTest {
         "--grpc-port PORT",
         "--grpc-health-port PORT",
         "--grpc-socket PATH",
+        "--warm-up DURATION",
         "--metrics-port PORT",
         "--streaming ",
         "--secure-serving ",
@@ -422,7 +423,7 @@ class BbrOptionsTest {
         "--tracing ",
         "--metrics-endpoint-auth ");
     assertThat(usage).contains("(default 9004)", "(default 9005)", "(default 9090)", "(default true)");
-    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(33);
+    assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(34);
   }
 
   @Test
@@ -434,23 +435,23 @@ class BbrOptionsTest {
   void constructor_refusesInvalidValues_likeTheParser() {
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 0, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
-        Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null))
+        Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null, Duration.ZERO))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-buffered-bytes: 0");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         new AllowlistSourceConfig(allowlistDir, allowlistDir, null, false, List.of("a=b")),
         true, false, 1, 1, Duration.ofSeconds(1), Duration.ofSeconds(1), 1,
-        Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null))
+        Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null, Duration.ZERO))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageContaining("--allowlist-dir and --kubeconfig");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(-1), 1, Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null))
+        Duration.ofSeconds(-1), 1, Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null, Duration.ZERO))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--drain-timeout: ");
     assertThatThrownBy(() -> new BbrOptions(9004, 9005, 9090, false, true, null, 0, true,
         AllowlistSourceConfig.directory(allowlistDir), true, false, 1, 1, Duration.ofSeconds(1),
-        Duration.ofSeconds(1), 0, Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null))
+        Duration.ofSeconds(1), 0, Duration.ZERO, true, true, HeaderPlan.DEFAULT, Duration.ZERO, 1, null, Duration.ZERO))
         .isInstanceOf(InvalidOptionsException.class)
         .hasMessageStartingWith("--max-concurrent-streams: 0");
   }
