@@ -5,6 +5,7 @@ import dev.bbr.allowlist.Allowlist;
 import io.envoyproxy.envoy.config.core.v3.HeaderMap;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
+import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
@@ -32,7 +33,8 @@ import java.util.function.Supplier;
  *
  * <p>The streams run on grpc's in-process transport against a second {@link ExtProcService} with
  * the same policy and allowlist but its own small body budget, no events and no tracing: they
- * bind no port, count in no metric and write no log line. They use an allowlisted model in both
+ * bind no port, count in no metric, and log only at debug verbosity (-v=4, a line per request, as
+ * every request). They use an allowlisted model in both
  * body modes, model first and last, so each stream is routed; with an empty allowlist there is
  * nothing to route and nothing is run.
  */
@@ -44,8 +46,8 @@ public final class WarmUp {
   private WarmUp() {}
 
   /**
-   * Runs streams for {@code duration} and returns how many completed; 0 when there is nothing
-   * to route or {@code duration} is zero.
+   * Runs streams for {@code duration} and returns how many were routed and completed; 0 when
+   * there is nothing to route or {@code duration} is zero.
    */
   public static long run(Supplier<Allowlist> allowlist, RoutingPolicy policy,
       ScheduledExecutorService timer, Duration duration) throws IOException, InterruptedException {
@@ -68,8 +70,10 @@ public final class WarmUp {
         if (!slots.tryAcquire(1, TimeUnit.SECONDS)) {
           break; // a stream that never ends: stop rather than wait
         }
-        stream(stub, (int) (i % 8), model, () -> {
-          completed.incrementAndGet();
+        stream(stub, (int) (i % 8), model, routed -> {
+          if (routed) {
+            completed.incrementAndGet();
+          }
           slots.release();
         });
       }
@@ -83,31 +87,37 @@ public final class WarmUp {
 
   /** One request, the way Envoy sends it: {@code shape} picks the mode, size and model position. */
   private static void stream(ExternalProcessorGrpc.ExternalProcessorStub stub, int shape, String model,
-      Runnable done) {
+      java.util.function.Consumer<Boolean> done) {
     boolean streamed = shape % 2 == 0;
     boolean modelFirst = shape % 4 < 2;
     int size = shape < 4 ? 1 << 10 : 16 << 10;
     ByteString body = body(model, modelFirst, size);
     @SuppressWarnings("unchecked")
     StreamObserver<ProcessingRequest>[] requests = new StreamObserver[1];
+    boolean[] routed = new boolean[1];
+    boolean[] halfClosed = new boolean[1];
     requests[0] = stub.process(new StreamObserver<>() {
       @Override
       public void onNext(ProcessingResponse response) {
+        CommonResponse common = response.hasRequestHeaders() ? response.getRequestHeaders().getResponse()
+            : response.getRequestBody().getResponse();
+        routed[0] |= common.getHeaderMutation().getSetHeadersCount() > 0;
         boolean last = response.hasRequestBody() && (!streamed || response.getRequestBody()
             .getResponse().getBodyMutation().getStreamedResponse().getEndOfStream());
-        if (last || response.hasImmediateResponse()) {
+        if ((last || response.hasImmediateResponse()) && !halfClosed[0]) {
+          halfClosed[0] = true;
           requests[0].onCompleted(); // Envoy's half-close once the body is answered
         }
       }
 
       @Override
       public void onError(Throwable t) {
-        done.run();
+        done.accept(false);
       }
 
       @Override
       public void onCompleted() {
-        done.run();
+        done.accept(routed[0]);
       }
     });
     BodySendMode mode = streamed ? BodySendMode.FULL_DUPLEX_STREAMED : BodySendMode.BUFFERED;
@@ -123,8 +133,10 @@ public final class WarmUp {
     if (streamed && size > (4 << 10)) {
       int half = body.size() / 2; // two chunks, as Envoy would cut a larger body
       requests[0].onNext(bodyMessage(body.substring(0, half), false));
-      requests[0].onNext(bodyMessage(body.substring(half), true));
-    } else {
+      if (!halfClosed[0]) { // a refusal at the first chunk ends the stream
+        requests[0].onNext(bodyMessage(body.substring(half), true));
+      }
+    } else if (!halfClosed[0]) {
       requests[0].onNext(bodyMessage(body, true));
     }
   }

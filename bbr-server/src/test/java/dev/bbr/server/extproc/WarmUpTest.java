@@ -29,10 +29,23 @@ class WarmUpTest {
     Allowlist allowlist = AllowlistBuilder.build(List.of(
         new ModelMapping("default/qwen", Instant.EPOCH, QWEN, List.of())));
     long started = System.nanoTime();
-    long streams = WarmUp.run(() -> allowlist, policy, timer, Duration.ofMillis(500));
+    long streams = WarmUp.run(() -> allowlist, policy, timer, Duration.ofMillis(1500));
     long millis = (System.nanoTime() - started) / 1_000_000;
-    assertThat(streams).as("every shape, many times").isGreaterThan(100);
-    assertThat(millis).isBetween(500L, 5_000L);
+    System.out.printf("[warm-up] %d routed requests in %d ms (a cold JVM)%n", streams, millis);
+    // A cold JVM routes its first requests slowly; even so, every shape many times over.
+    assertThat(streams).as("routed requests of every shape, many times").isGreaterThan(80);
+    assertThat(millis).isBetween(1500L, 8_000L);
+  }
+
+  @Test
+  void requestsTheRouterRefuses_areNotCountedAsWarmUp() throws Exception {
+    // The model is picked from the first snapshot; every request then sees an empty allowlist
+    // and gets 404: each stream ends, none is routed.
+    Allowlist allowlist = AllowlistBuilder.build(List.of(
+        new ModelMapping("default/qwen", Instant.EPOCH, QWEN, List.of())));
+    java.util.concurrent.atomic.AtomicBoolean first = new java.util.concurrent.atomic.AtomicBoolean(true);
+    assertThat(WarmUp.run(() -> first.getAndSet(false) ? allowlist : Allowlist.EMPTY, policy, timer,
+        Duration.ofMillis(300))).isZero();
   }
 
   @Test
