@@ -118,6 +118,8 @@ class ImageIT {
           "--missing-model=passthrough",
           "--max-buffered-bytes=32Mi",
           "--body-timeout=60s",
+          "--budget-wait=10s",
+          "--warm-up=5s",
           "--drain-timeout=30s",
           "--shutdown-delay=5s",
           "--max-concurrent-streams=1000",
