@@ -123,7 +123,7 @@ final class Checks {
       String ns = cm.getMetadata().getNamespace();
       Map<String, String> labels = Objects.requireNonNullElse(cm.getMetadata().getLabels(), Map.of());
       boolean read = readers.isEmpty()
-          ? snapshot.inScope(ns) && DEFAULT_ROUTER_LABELS.stream().anyMatch(l -> hasLabel(labels, l))
+          ? snapshot.inScope(ns) && DEFAULT_ROUTER_LABELS.stream().anyMatch(l -> Routers.hasLabel(labels, l))
           : readers.stream().anyMatch(r -> r.watches(ns) && r.selects(labels));
       if (read) {
         intended.add(cm);
@@ -227,11 +227,6 @@ final class Checks {
             + ": \"true\" with data.baseModel (and data.adapters) in a namespace the router"
             + " watches, and let its ServiceAccount list ConfigMaps there"
             + " (deploy/examples/allowlist/)");
-  }
-
-  private static boolean hasLabel(Map<String, String> labels, String keyValue) {
-    int eq = keyValue.indexOf('=');
-    return Objects.equals(labels.get(keyValue.substring(0, eq)), keyValue.substring(eq + 1));
   }
 
   private static ObjectRef configMapRef(String source) {
@@ -511,7 +506,7 @@ final class Checks {
   // ---- health checks ----
 
   private void healthChecks() {
-    Set<String> routerServices = routerServices();
+    Set<String> routerServices = Routers.services(snapshot.services());
     Map<String, List<GenericKubernetesResource>> byTarget = new LinkedHashMap<>();
     for (GenericKubernetesResource policy : snapshot.healthCheckPolicies()) {
       String kind = Objects.requireNonNullElse(string(spec(policy), "targetRef", "kind"), "");
@@ -557,17 +552,13 @@ final class Checks {
     });
   }
 
-  private Set<String> routerServices() {
-    return Routers.services(snapshot.services());
-  }
-
   // ---- gateway extensions ----
 
   /** Where an extension sends ext_proc calls. */
   private record Backend(String namespace, String name, String port) {}
 
   private void extensions() {
-    Set<String> routerServices = routerServices();
+    Set<String> routerServices = Routers.services(snapshot.services());
     Map<String, List<GenericKubernetesResource>> byGateway = new LinkedHashMap<>();
     List<GenericKubernetesResource> routerExtensions = new ArrayList<>();
     for (GenericKubernetesResource extension : snapshot.extensions()) {

@@ -62,14 +62,14 @@ final class Routers {
 
     /** True when the ConfigMap labels carry one of the router's selectors. */
     boolean selects(Map<String, String> configMapLabels) {
-      for (String label : labels) {
-        int eq = label.indexOf('=');
-        if (Objects.equals(configMapLabels.get(label.substring(0, eq)), label.substring(eq + 1))) {
-          return true;
-        }
-      }
-      return false;
+      return labels.stream().anyMatch(l -> hasLabel(configMapLabels, l));
     }
+  }
+
+  /** True when {@code labels} hold selector {@code keyValue} ({@code key=value}) exactly. */
+  static boolean hasLabel(Map<String, String> labels, String keyValue) {
+    int eq = keyValue.indexOf('=');
+    return Objects.equals(labels.get(keyValue.substring(0, eq)), keyValue.substring(eq + 1));
   }
 
   /** {@code namespace/name} of the router's Services: labelled as the charts label them. */

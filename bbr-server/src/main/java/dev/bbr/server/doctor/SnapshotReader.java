@@ -123,15 +123,15 @@ final class SnapshotReader {
     List<GenericKubernetesResource> tlsPolicies = new ArrayList<>();
     // A DestinationRule may sit in the gateway's namespace or Istio's root namespace: read every
     // namespace where this identity may, else mark what was read as partial.
-    List<GenericKubernetesResource> rules = namespace == null ? null : allNamespaces(DESTINATION_RULES);
+    List<GenericKubernetesResource> rules = namespace == null ? null : firstServed(DESTINATION_RULES, true);
     if (rules == null) {
-      rules = firstServed(DESTINATION_RULES);
+      rules = inScope(DESTINATION_RULES);
       if (namespace != null && !unreadable.contains("DestinationRule: forbidden")) {
         partial.add("DestinationRule");
       }
     }
     tlsPolicies.addAll(rules);
-    tlsPolicies.addAll(firstServed(BACKEND_TLS_POLICIES));
+    tlsPolicies.addAll(inScope(BACKEND_TLS_POLICIES));
     return new ClusterSnapshot(
         namespace,
         new ArrayList<>(configMaps.values()),
@@ -154,48 +154,36 @@ final class SnapshotReader {
    * non-null. Refused, it reads as none, recorded as unreadable only when {@code required}.
    */
   private List<ConfigMap> configMapsIn(String ns, String key, boolean required) {
-    try {
+    List<ConfigMap> found = nullIfRefused(() -> {
       var op = client.configMaps();
       var in = ns == null ? op.inAnyNamespace() : op.inNamespace(ns);
       return (key == null ? in.list() : in.withLabel(key).list()).getItems();
-    } catch (KubernetesClientException e) {
-      if (e.getCode() == 403 && required) {
-        unreadable.add("ConfigMap" + (ns == null ? "" : " in namespace " + ns) + ": forbidden");
-        return List.of();
-      }
-      if (e.getCode() == 403 || e.getCode() == 404) {
-        return List.of();
-      }
-      throw e;
+    });
+    if (found == null && required) {
+      unreadable.add("ConfigMap" + (ns == null ? "" : " in namespace " + ns) + ": forbidden");
     }
-  }
-
-  /** Lists the first served of {@code versions} in every namespace; null when refused. */
-  private List<GenericKubernetesResource> allNamespaces(List<ResourceDefinitionContext> versions) {
-    for (ResourceDefinitionContext version : versions) {
-      try {
-        return client.genericKubernetesResources(version).inAnyNamespace().list().getItems();
-      } catch (KubernetesClientException e) {
-        if (e.getCode() == 403) {
-          return null;
-        }
-        if (e.getCode() != 404) {
-          throw e;
-        }
-      }
-    }
-    return List.of();
+    return found == null ? List.of() : found;
   }
 
   /** Objects outside the namespace read; none where listing every namespace is refused. */
   private List<GenericKubernetesResource> elsewhere(
       io.fabric8.kubernetes.client.dsl.FilterWatchListDeletable<GenericKubernetesResource,
           GenericKubernetesResourceList, Resource<GenericKubernetesResource>> op) {
+    List<GenericKubernetesResource> found = nullIfRefused(() -> op.list().getItems());
+    return found == null ? List.of()
+        : found.stream().filter(r -> !namespace.equals(Fields.namespace(r))).toList();
+  }
+
+  /** Runs {@code list}: a kind that is not served (404) reads as none, a refusal (403) as null. */
+  private static <T> List<T> nullIfRefused(Supplier<List<T>> list) {
     try {
-      return op.list().getItems().stream().filter(r -> !namespace.equals(Fields.namespace(r))).toList();
+      return list.get();
     } catch (KubernetesClientException e) {
-      if (e.getCode() == 403 || e.getCode() == 404) {
-        return List.of();
+      if (e.getCode() == 404) {
+        return List.of(); // the kind is not served: its CRD is not installed
+      }
+      if (e.getCode() == 403) {
+        return null;
       }
       throw e;
     }
@@ -237,17 +225,38 @@ final class SnapshotReader {
     }
   }
 
-  /** Lists the first of {@code versions} the API server serves. */
-  private List<GenericKubernetesResource> firstServed(List<ResourceDefinitionContext> versions) {
+  /**
+   * Lists, in the scope read, the first of {@code versions} the API server serves; a refusal is
+   * recorded as unreadable and reads as none.
+   */
+  private List<GenericKubernetesResource> inScope(List<ResourceDefinitionContext> versions) {
+    List<GenericKubernetesResource> found = firstServed(versions, false);
+    if (found == null) {
+      unreadable.add(versions.get(0).getKind() + ": forbidden");
+      return List.of();
+    }
+    return found;
+  }
+
+  private List<GenericKubernetesResource> generic(ResourceDefinitionContext context) {
+    return inScope(List.of(context));
+  }
+
+  /**
+   * Lists the first of {@code versions} the API server serves, in the scope read or in every
+   * namespace: none when no version is served, null when the listing is refused.
+   */
+  private List<GenericKubernetesResource> firstServed(List<ResourceDefinitionContext> versions,
+      boolean everyNamespace) {
     for (ResourceDefinitionContext version : versions) {
       try {
         MixedOperation<GenericKubernetesResource, GenericKubernetesResourceList,
             Resource<GenericKubernetesResource>> op = client.genericKubernetesResources(version);
-        return (namespace == null ? op.inAnyNamespace().list() : op.inNamespace(namespace).list()).getItems();
+        return (everyNamespace || namespace == null ? op.inAnyNamespace().list()
+            : op.inNamespace(namespace).list()).getItems();
       } catch (KubernetesClientException e) {
         if (e.getCode() == 403) {
-          unreadable.add(version.getKind() + ": forbidden");
-          return List.of();
+          return null;
         }
         if (e.getCode() != 404) {
           throw e;
@@ -261,28 +270,5 @@ final class SnapshotReader {
   private static ResourceDefinitionContext kind(String group, String version, String kind, String plural) {
     return new ResourceDefinitionContext.Builder().withGroup(group).withVersion(version)
         .withKind(kind).withPlural(plural).withNamespaced(true).build();
-  }
-
-  private List<GenericKubernetesResource> generic(ResourceDefinitionContext context) {
-    return guarded(context.getKind(), () -> {
-      MixedOperation<GenericKubernetesResource, GenericKubernetesResourceList,
-          Resource<GenericKubernetesResource>> op = client.genericKubernetesResources(context);
-      return (namespace == null ? op.inAnyNamespace().list() : op.inNamespace(namespace).list()).getItems();
-    });
-  }
-
-  private <T> List<T> guarded(String kind, Supplier<List<T>> list) {
-    try {
-      return list.get();
-    } catch (KubernetesClientException e) {
-      if (e.getCode() == 404) {
-        return List.of(); // the kind is not served: its CRD is not installed
-      }
-      if (e.getCode() == 403) {
-        unreadable.add(kind + ": forbidden");
-        return List.of();
-      }
-      throw e;
-    }
   }
 }
