@@ -37,8 +37,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -81,15 +79,10 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
   /** fabric8 retries every second or so while the API is down: warn about it this rarely. */
   static final Duration WARNING_INTERVAL = Duration.ofSeconds(30);
   private static final Duration WATCH_CHECK_PERIOD = Duration.ofSeconds(1);
-  /** A label name or value: at most 63 characters, alphanumeric at both ends. */
-  private static final String LABEL_NAME = "[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?";
-  /** {@code key=value}, with Kubernetes' syntax: a key may have a DNS-subdomain prefix. */
-  private static final Pattern SELECTOR = Pattern.compile(
-      "((?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?/)?" + LABEL_NAME + ")=(" + LABEL_NAME + ")?");
 
   private final KubernetesClient client;
   private final String namespace; // null: all namespaces
-  private final List<Selector> selectors;
+  private final List<LabelSelector> selectors;
   private final AllowlistHolder holder;
   private final Clock clock;
   private final Duration watchCheckPeriod;
@@ -149,7 +142,7 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
     this.clock = requireNonNull(clock, "clock");
     this.watchCheckPeriod = requireNonNull(watchCheckPeriod, "watchCheckPeriod");
     this.description = "configmaps in " + (namespace == null ? "all namespaces" : "namespace \""
-        + namespace + "\"") + " labelled " + selectors.stream().map(Selector::toString)
+        + namespace + "\"") + " labelled " + selectors.stream().map(LabelSelector::toString)
         .collect(Collectors.joining(" or "));
     this.status = new SourceStatus(description, false, false, null, List.of());
     this.executor = Executors.newSingleThreadScheduledExecutor(runnable -> {
@@ -159,19 +152,14 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
     });
   }
 
-  private static List<Selector> parseSelectors(List<String> labelSelectors) {
+  private static List<LabelSelector> parseSelectors(List<String> labelSelectors) {
     if (labelSelectors.isEmpty()) {
       throw new IllegalArgumentException("labelSelectors: [] (expected: at least one key=value)");
     }
     // A selector listed twice would only start a second informer on the same ConfigMaps.
-    Set<Selector> selectors = new LinkedHashSet<>();
+    Set<LabelSelector> selectors = new LinkedHashSet<>();
     for (String text : labelSelectors) {
-      Matcher m = SELECTOR.matcher(requireNonNull(text, "labelSelector").trim());
-      if (!m.matches()) {
-        throw new IllegalArgumentException("labelSelector: \"" + text
-            + "\" (expected: key=value, e.g. " + BBR_LABEL_SELECTOR + ")");
-      }
-      selectors.add(new Selector(m.group(1), m.group(2) == null ? "" : m.group(2)));
+      selectors.add(LabelSelector.parse(text));
     }
     return List.copyOf(selectors);
   }
@@ -192,7 +180,7 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
       }
       if (informers.isEmpty()) {
         List<SharedIndexInformer<ConfigMap>> created = new ArrayList<>(selectors.size());
-        for (Selector selector : selectors) {
+        for (LabelSelector selector : selectors) {
           SharedIndexInformer<ConfigMap> informer =
               scope().withLabel(selector.key(), selector.value()).runnableInformer(0);
           // fabric8's default handler gives up when the first list fails, which would leave the
@@ -448,14 +436,6 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
   @Override
   public String toString() {
     return "KubernetesAllowlistSource{" + description + "}";
-  }
-
-  /** One {@code key=value} label selector. */
-  private record Selector(String key, String value) {
-    @Override
-    public String toString() {
-      return key + "=" + value;
-    }
   }
 
   /**

@@ -423,7 +423,7 @@ class KubernetesAllowlistSourceTest {
   void constructor_rejectsAMalformedSelector(String selector) {
     assertThatThrownBy(() -> new KubernetesAllowlistSource(client, NS, List.of(selector), holder))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("labelSelector: \"" + selector + "\" (expected: key=value");
+        .hasMessageContaining("label selector \"" + selector + "\" (expected: key=value");
   }
 
   @Test

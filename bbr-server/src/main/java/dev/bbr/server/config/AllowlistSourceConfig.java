@@ -1,5 +1,6 @@
 package dev.bbr.server.config;
 
+import dev.bbr.allowlist.kube.KubernetesAllowlistSource;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -21,9 +22,9 @@ public record AllowlistSourceConfig(
     boolean allNamespaces,
     List<String> configMapLabels) {
   /** The upstream router's label. */
-  public static final String DEFAULT_LABEL = "inference.networking.k8s.io/bbr-managed=true";
+  public static final String DEFAULT_LABEL = KubernetesAllowlistSource.BBR_LABEL_SELECTOR;
   /** Its successor's (llm-d's inference payload processor) label for the same ConfigMaps. */
-  public static final String IPP_LABEL = "inference.llm-d.ai/ipp-managed=true";
+  public static final String IPP_LABEL = KubernetesAllowlistSource.IPP_LABEL_SELECTOR;
   /** The labels watched by default: both, so either router's ConfigMaps are read unchanged. */
   public static final List<String> DEFAULT_LABELS = List.of(DEFAULT_LABEL, IPP_LABEL);
 

@@ -1,5 +1,6 @@
 package dev.bbr.server.config;
 
+import dev.bbr.allowlist.kube.LabelSelector;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -205,18 +206,12 @@ public record BbrOptions(
       throw new InvalidOptionsException("--configmap-label: none (expected: at least one)");
     }
     for (String label : a.configMapLabels()) {
-      if (!LABEL_SELECTOR.matcher(label).matches()) {
+      if (!LabelSelector.isValid(label)) {
         throw new InvalidOptionsException("--configmap-label: " + label
             + " (expected: key=value, e.g. " + AllowlistSourceConfig.DEFAULT_LABEL + ")");
       }
     }
   }
-
-  /** A Kubernetes label {@code [prefix/]name=value}. */
-  private static final Pattern LABEL_SELECTOR = Pattern.compile(
-      "([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-          + "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-          + "=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?");
 
   /** Parses {@code args}; accepts {@code --flag value} and {@code --flag=value}. */
   public static BbrOptions parse(String... args) {

@@ -9,6 +9,7 @@ import static dev.bbr.server.doctor.Fields.namespace;
 import static dev.bbr.server.doctor.Fields.spec;
 import static dev.bbr.server.doctor.Fields.string;
 
+import dev.bbr.allowlist.kube.LabelSelector;
 import dev.bbr.server.config.BbrOptions;
 import dev.bbr.server.config.InvalidOptionsException;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
@@ -68,8 +69,7 @@ final class Routers {
 
   /** True when {@code labels} hold selector {@code keyValue} ({@code key=value}) exactly. */
   static boolean hasLabel(Map<String, String> labels, String keyValue) {
-    int eq = keyValue.indexOf('=');
-    return Objects.equals(labels.get(keyValue.substring(0, eq)), keyValue.substring(eq + 1));
+    return LabelSelector.parse(keyValue).matches(labels);
   }
 
   /** {@code namespace/name} of the router's Services: labelled as the charts label them. */

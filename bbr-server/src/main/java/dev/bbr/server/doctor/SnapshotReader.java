@@ -1,6 +1,7 @@
 package dev.bbr.server.doctor;
 
 import dev.bbr.allowlist.ConfigMapParser;
+import dev.bbr.allowlist.kube.LabelSelector;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResourceList;
@@ -78,7 +79,7 @@ final class SnapshotReader {
       }
     }
     Set<String> labelKeys = new LinkedHashSet<>(List.of(ConfigMapParser.MANAGED_LABEL, ConfigMapParser.IPP_MANAGED_LABEL));
-    routers.forEach(r -> r.labels().forEach(l -> labelKeys.add(l.substring(0, l.indexOf('=')))));
+    routers.forEach(r -> r.labels().forEach(l -> labelKeys.add(LabelSelector.parse(l).key())));
     Map<String, ConfigMap> configMaps = new LinkedHashMap<>();
     // Where a router reads: every ConfigMap with a data.baseModel, labelled or not (a missing or
     // misspelt label is one of the failures to find), listed in single namespaces only.
