@@ -68,7 +68,7 @@ class ObservedOutcomesTest {
         "--metrics-port", String.valueOf(freePort()), "--secure-serving=false",
         "--allowlist-dir", Path.of("../deploy/examples/allowlist").toString(),
         "--max-buffered-bytes", "48Ki", "--max-buffered-bytes-total", "64Ki", // < 40 + 30 KiB
-        "--body-timeout", "300ms", "-v", "5"));
+        "--body-timeout", "2s", "-v", "5"));
     app.allowlistLoaded().get(10, TimeUnit.SECONDS);
     LogLevels.apply(5); // trace: the most the router ever logs
     logs.start();

@@ -103,8 +103,6 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
   private volatile boolean closed;
   /** Written by the executor thread only (and by {@link #close()} once it has stopped). */
   private volatile SourceStatus status;
-  /** Written by the executor thread only; read by tests. */
-  private volatile long parseCount;
 
   // Confined to the executor thread.
   /** The parse result of every ConfigMap in the last rebuild, by {@link #key}. */
@@ -287,7 +285,6 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
 
   /** Parses one ConfigMap; warns once when it becomes invalid, not on every rebuild after. */
   private Entry parse(ConfigMap configMap, String resourceVersion, Entry previous) {
-    parseCount++;
     String source = ConfigMapParser.sourceName(configMap);
     String reason;
     try {
@@ -379,11 +376,6 @@ public final class KubernetesAllowlistSource implements AllowlistSource {
   @Override
   public SourceStatus status() {
     return status;
-  }
-
-  /** Returns how many times a ConfigMap was parsed; for tests of the parse cache. */
-  long parseCount() {
-    return parseCount;
   }
 
   /**

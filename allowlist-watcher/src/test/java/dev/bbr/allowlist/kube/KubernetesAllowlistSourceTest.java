@@ -11,6 +11,7 @@ import ch.qos.logback.core.read.ListAppender;
 import dev.bbr.allowlist.Allowlist;
 import dev.bbr.allowlist.AllowlistHolder;
 import dev.bbr.allowlist.Conflict;
+import dev.bbr.allowlist.ModelMapping;
 import dev.bbr.allowlist.SourceStatus;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
@@ -21,6 +22,7 @@ import io.fabric8.mockwebserver.http.RecordedRequest;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -377,9 +379,9 @@ class KubernetesAllowlistSourceTest {
     for (int i = 0; i < count; i++) {
       create(mapping("model-" + i, "base-" + i, "lora-" + i));
     }
-    KubernetesAllowlistSource source = startWatching(NS, BBR);
+    startWatching(NS, BBR);
     assertThat(holder.get().baseModels()).hasSize(count);
-    assertThat(source.parseCount()).isEqualTo(count);
+    Map<String, ModelMapping> before = bySource(holder.get().sources());
 
     edit("model-7",
         cm -> new ConfigMapBuilder(cm).addToData("adapters", adaptersYaml("x")).build());
@@ -387,7 +389,22 @@ class KubernetesAllowlistSourceTest {
     await().atMost(5, SECONDS).until(() -> "base-7".equals(holder.get().baseModelOf("x")));
     assertThat(holder.get().baseModelOf("lora-7")).isNull();
     assertThat(holder.get().baseModels()).hasSize(count);
-    assertThat(source.parseCount()).isEqualTo(count + 1);
+    // A mapping parsed again would be a new object: the rebuild reused every unchanged one.
+    Map<String, ModelMapping> after = bySource(holder.get().sources());
+    assertThat(after.keySet()).isEqualTo(before.keySet());
+    for (String source : before.keySet()) {
+      if (source.endsWith("/model-7")) {
+        assertThat(after.get(source)).as(source).isNotSameAs(before.get(source));
+      } else {
+        assertThat(after.get(source)).as(source).isSameAs(before.get(source));
+      }
+    }
+  }
+
+  private static Map<String, ModelMapping> bySource(List<ModelMapping> mappings) {
+    Map<String, ModelMapping> bySource = new HashMap<>();
+    mappings.forEach(m -> bySource.put(m.source(), m));
+    return bySource;
   }
 
   @Test

@@ -1,15 +1,10 @@
 package dev.bbr.server.extproc;
 
-import static net.logstash.logback.argument.StructuredArguments.kv;
-
 import com.google.protobuf.ByteString;
 import dev.bbr.allowlist.Allowlist;
-import dev.bbr.allowlist.ModelNames;
 import dev.bbr.server.extproc.ExtProcService.StreamContext;
 import dev.bbr.server.extraction.BodyException;
 import dev.bbr.server.extraction.BodyScanner;
-import dev.bbr.server.extraction.RequestFormat;
-import io.envoyproxy.envoy.config.core.v3.HeaderValue;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
@@ -20,7 +15,6 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProtocolConfiguration;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
-import java.nio.charset.StandardCharsets;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiFunction;
@@ -46,14 +40,6 @@ import org.slf4j.LoggerFactory;
  */
 final class RouterStream implements StreamObserver<ProcessingRequest> {
   private static final Logger logger = LoggerFactory.getLogger(RouterStream.class);
-  private static final int MAX_REQUEST_ID_CHARS = 128;
-  /**
-   * Budget bytes charged per body byte held: the chunk itself. The scanner reads chunks in place
-   * and keeps only a fixed 256-byte model buffer, so nothing grows with the body.
-   */
-  static final int HOLD_COST = 1;
-  /** The longest a valid model value can be as written: 256 bytes, each as a 6-byte escape. */
-  private static final long MODEL_VALUE_SPAN = 6L * ModelNames.MAX_BYTES + 1;
 
   private enum Phase {
     /** Nothing but a protocol config may have arrived. */
@@ -78,30 +64,15 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private BodyMode mode;
   private boolean echoResponseBody;
   private BodyScanner scanner;
-  private final HeldBody held = new HeldBody();
-  private long budgetBytes;
-  /** The part of {@link #budgetBytes} charged for the body reader's own buffers. */
-  private long fixedBytes;
-  /** The request's {@code content-length}, or -1: what the body will hold at most. */
-  private long contentLength = -1;
-  /** Budget bytes this stream waits for; while set, no further message is requested. */
-  private BodyBudget.Claim claim;
-  private ScheduledFuture<?> claimDeadline;
-  /** Replayed bytes still in gRPC's outgoing buffer: their budget is returned once it drains. */
-  private boolean budgetAwaitsFlush;
+  /** The body held until the model is known, and its budget lease; while it waits, no read. */
+  private final HeldBody held;
   private boolean responseBodyDone;
   private long bufferedBytes;
   private ScheduledFuture<?> deadline;
-  private long headersNanos;
-  private long decisionNanos = -1;
-  private String requestId = "-";
-  private String model;
-  private String baseModel;
   private Outcome outcome;
-  private String errorCode;
-  private boolean finished;
   private boolean wantMore;
-  private RequestSpan span = RequestSpan.NONE;
+  /** What is learned about the request, reported once at its outcome (metrics, span, log line). */
+  private final RequestReport report;
   /** Opened past {@code --max-streams-per-client}: answered 503 at its headers. */
   private final boolean overClientLimit;
 
@@ -110,6 +81,9 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     this.out = out;
     this.context = context;
     this.overClientLimit = ClientStreamLimit.isOverLimit();
+    this.report = new RequestReport(id, context.events());
+    this.held = new HeldBody(context.budget(), context.timer(), context.policy().maxBufferedBytes(),
+        this::onBudgetGranted, this::onBudgetWaitOver);
     out.disableAutoRequest();
     out.setOnReadyHandler(this::onReady);
     out.setOnCancelHandler(this::onCancel);
@@ -181,10 +155,10 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
 
   private void onReady() {
     synchronized (lock) {
-      if (budgetAwaitsFlush && out.isReady()) {
-        releaseBudget();
+      if (out.isReady()) {
+        held.onFlushed();
       }
-      if (wantMore && phase != Phase.DONE && claim == null && out.isReady()) {
+      if (wantMore && phase != Phase.DONE && !held.waiting() && out.isReady()) {
         wantMore = false;
         out.request(1);
       }
@@ -192,7 +166,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   }
 
   private void requestMore() {
-    if (phase == Phase.DONE || claim != null) {
+    if (phase == Phase.DONE || held.waiting()) {
       return; // a stream waiting for the budget reads nothing: flow control pauses Envoy
     }
     if (out.isReady()) {
@@ -220,9 +194,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       protocolError("request headers received twice");
       return;
     }
-    headersNanos = System.nanoTime();
-    requestId = requestId(headers);
-    span = context.tracing().start(headers);
+    RequestHeaders request = RequestHeaders.of(headers);
+    report.headers(request, context.tracing().start(headers));
     if (overClientLimit) {
       refuse(Refusal.overloaded("This client holds too many open streams to the router; retry shortly."));
       return;
@@ -232,7 +205,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       bodyDone(Outcome.NO_BODY);
       return;
     }
-    contentLength = contentLength(headers);
+    long contentLength = request.contentLength();
+    held.expect(contentLength);
     if (mode != BodyMode.FULL_DUPLEX_STREAMED && contentLength > context.policy().maxMessageBytes()) {
       // BUFFERED sends the whole body as one message: one this large would be refused by gRPC
       // (RESOURCE_EXHAUSTED, a 500 from Envoy). Say 413 now, before Envoy sends it.
@@ -242,13 +216,13 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     switch (mode) {
       case FULL_DUPLEX_STREAMED -> {
-        if (!startScanning(headers)) {
+        if (!startScanning(request)) {
           return;
         }
         phase = Phase.SCANNING; // the headers answer waits for the model; the deadline runs on
       }
       case BUFFERED, BUFFERED_PARTIAL -> {
-        if (!startScanning(headers)) {
+        if (!startScanning(request)) {
           return;
         }
         send(context.policy().headers().headersStripOnly()); // Envoy sends the body only after this
@@ -269,99 +243,18 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
    * Picks the body reader from content-type and content-encoding; an unreadable body is refused
    * here, before any of it is held (415, or 400 for a multipart type without a boundary).
    */
-  private boolean startScanning(HttpHeaders headers) {
+  private boolean startScanning(RequestHeaders request) {
     try {
-      RequestFormat format = RequestFormat.of(
-          header(headers, "content-type"), contentEncoding(headers));
-      scanner = format.newScanner(context.policy().headers().field(), context.policy().maxBufferedBytes());
-      // Readers with buffers of their own (multipart, gzip/deflate) are charged for them, so
-      // many idle streams cannot hold memory the budget does not see.
-      long fixed = scanner.fixedBytes();
-      if (fixed > 0 && !context.budget().tryAcquire(fixed)) {
+      scanner = request.format().newScanner(context.policy().headers().field(), context.policy().maxBufferedBytes());
+      if (!held.chargeFixed(scanner.fixedBytes())) {
         refuseOverloaded();
         return false;
       }
-      budgetBytes += fixed;
-      fixedBytes = fixed;
       return true;
     } catch (BodyException e) {
       refuse(e);
       return false;
     }
-  }
-
-  /** The header's first value, or null. */
-  private static String header(HttpHeaders headers, String name) {
-    for (HeaderValue header : headers.getHeaders().getHeadersList()) {
-      if (header.getKey().equalsIgnoreCase(name)) {
-        return valueOf(header);
-      }
-    }
-    return null;
-  }
-
-  /** The {@code content-length} as a number, or -1 when absent or not a plain decimal. */
-  static long contentLength(HttpHeaders headers) {
-    String value = header(headers, "content-length");
-    if (value == null || value.isEmpty() || value.length() > 18) {
-      return -1;
-    }
-    long length = 0;
-    for (int i = 0; i < value.length(); i++) {
-      char c = value.charAt(i);
-      if (c < '0' || c > '9') {
-        return -1;
-      }
-      length = length * 10 + (c - '0');
-    }
-    return length;
-  }
-
-  /**
-   * Every {@code content-encoding} value joined with commas, or null; linear in the headers and
-   * bounded, so thousands of crafted values cost one pass and a 415, not a quadratic join.
-   */
-  private static String contentEncoding(HttpHeaders headers) throws BodyException {
-    StringBuilder joined = null;
-    for (HeaderValue header : headers.getHeaders().getHeadersList()) {
-      if (header.getKey().equalsIgnoreCase("content-encoding")) {
-        String value = valueOf(header);
-        if (joined == null) {
-          joined = new StringBuilder(value.length());
-        } else {
-          joined.append(',');
-        }
-        if (joined.length() + value.length() > MAX_CONTENT_ENCODING_CHARS) {
-          throw RequestFormat.tooManyCodings();
-        }
-        joined.append(value);
-      }
-    }
-    return joined == null ? null : joined.toString();
-  }
-
-  /** Far above any real coding list ("gzip", "identity, gzip"), far below a costly one. */
-  static final int MAX_CONTENT_ENCODING_CHARS = 1024;
-
-  private static String valueOf(HeaderValue header) {
-    return header.getRawValue().isEmpty()
-        ? header.getValue()
-        : header.getRawValue().toString(StandardCharsets.UTF_8);
-  }
-
-  private static String requestId(HttpHeaders headers) {
-    for (HeaderValue header : headers.getHeaders().getHeadersList()) {
-      if (header.getKey().equals("x-request-id")) {
-        String value = valueOf(header);
-        StringBuilder safe = new StringBuilder(Math.min(value.length(), MAX_REQUEST_ID_CHARS));
-        for (int i = 0; i < value.length() && safe.length() < MAX_REQUEST_ID_CHARS; i++) {
-          char c = value.charAt(i);
-          safe.append(c >= 0x21 && c < 0x7f ? c : '_'); // log-safe: no spaces, no control chars
-        }
-        return safe.toString();
-      }
-    }
-    return "-";
   }
 
   // ---- request body
@@ -448,19 +341,8 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
       refuse(e);
       return;
     }
-    // The cap applies to where the model is in the body, not to how Envoy chunked it: a chunk
-    // larger than the cap still routes when the model comes within the first cap bytes. For a
-    // compressed body both count: bytes held, and decoded bytes read (a bomb stops there).
-    // A model that starts within the cap is judged by its start even while its value is still
-    // arriving; the value is short (at most MODEL_VALUE_SPAN bytes as written), so waiting for
-    // it holds at most that much more.
     long limit = context.policy().maxBufferedBytes();
-    long pending = scanner.pendingDecisionOffset();
-    long seen = Math.max(bufferedBytes, scanner.bytesInspected());
-    long needed = scanner.decided() ? scanner.decisionOffset()
-        : pending >= 0 && seen - pending <= MODEL_VALUE_SPAN ? pending
-        : seen;
-    if (needed > limit) {
+    if (scanner.bytesToDecide(bufferedBytes) > limit) {
       refuse(Refusal.tooLarge("The request body exceeds " + limit + " bytes before its \""
           + context.policy().headers().field() + "\" field."));
       return;
@@ -472,54 +354,20 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
   }
 
-  /**
-   * Charges the budget for the bytes held while the model is unknown. With a known
-   * {@code content-length} the first charge reserves what the whole body can hold (up to the
-   * cap), so a model-last body is never stuck half-held behind others; without one each chunk is
-   * charged as it comes. What does not fit waits, oldest first (see {@link BodyBudget}).
-   */
+  /** Charges the budget for the bytes held while the model is unknown; refuses what cannot be. */
   private void coverHeldBytes() {
-    long heldCost = HOLD_COST * bufferedBytes;
-    long covered = budgetBytes - fixedBytes;
-    if (heldCost <= covered) {
-      return; // within what was reserved
+    switch (held.cover(bufferedBytes)) {
+      case COVERED, WAITING -> { } // WAITING: requestMore reads nothing until the wait settles
+      case OVERLOADED -> refuseOverloaded();
+      case NEVER_FITS -> refuse(Refusal.tooLarge("The request body exceeds the router's memory"
+          + " budget before its \"" + context.policy().headers().field() + "\" field."));
     }
-    long total = fixedBytes + heldCost;
-    BodyBudget budget = context.budget();
-    if (!budget.couldEverHold(total)) {
-      // Could never fit, even alone: a retry would get 503 forever.
-      refuse(Refusal.tooLarge("The request body exceeds the router's memory budget before its \""
-          + context.policy().headers().field() + "\" field."));
-      return;
-    }
-    if (covered == 0 && contentLength > bufferedBytes) {
-      long whole = fixedBytes + HOLD_COST * Math.min(contentLength, context.policy().maxBufferedBytes());
-      if (whole > total && budget.couldEverHold(whole)) {
-        total = whole;
-      }
-    }
-    long wanted = total - budgetBytes;
-    if (budget.tryAcquire(wanted, total)) {
-      budgetBytes += wanted;
-      return;
-    }
-    if (budget.maxWait().isZero()) {
-      refuseOverloaded();
-      return;
-    }
-    claim = budget.await(wanted, total, heldCost - covered, context.timer(), this::onBudgetGranted);
-    if (claim == null) {
-      refuseOverloaded(); // too many streams wait already
-      return;
-    }
-    claimDeadline = context.timer().schedule(
-        this::onBudgetWaitOver, budget.maxWait().toNanos(), TimeUnit.NANOSECONDS);
   }
 
   /** The budget granted what this stream waits for: read on. Runs on the timer thread. */
   private void onBudgetGranted() {
     synchronized (lock) {
-      if (claim != null && settleClaim()) {
+      if (held.waiting() && held.settle()) {
         requestMore();
       }
     }
@@ -528,27 +376,15 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   /** Waited {@link BodyBudget#maxWait()} without a grant: 503 with retry-after. */
   private void onBudgetWaitOver() {
     synchronized (lock) {
-      if (claim == null) {
+      if (!held.waiting()) {
         return;
       }
-      if (settleClaim()) {
+      if (held.settle()) {
         requestMore(); // granted just as the wait ended
       } else {
         refuseOverloaded();
       }
     }
-  }
-
-  /** Ends the wait; returns true when the bytes were granted (they are now held). */
-  private boolean settleClaim() {
-    long granted = context.budget().settle(claim);
-    claim = null;
-    if (claimDeadline != null) {
-      claimDeadline.cancel(false);
-      claimDeadline = null;
-    }
-    budgetBytes += granted;
-    return granted > 0;
   }
 
   /**
@@ -561,7 +397,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
    */
   private void noBody(boolean endOfStream, boolean trailers) {
     cancelDeadline();
-    decisionNanos = System.nanoTime() - headersNanos;
+    report.decided();
     if (mode == BodyMode.FULL_DUPLEX_STREAMED) {
       send(context.policy().headers().headersStripOnly()); // the headers answer still waits
       send(trailers ? Responses.REQUEST_TRAILERS_CONTINUE
@@ -575,7 +411,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   /** Routes by what the scanner found, then releases the headers and the held chunks. */
   private void decide(boolean endOfStream) {
     cancelDeadline();
-    decisionNanos = System.nanoTime() - headersNanos;
+    report.decided();
     String requested = scanner.model();
     boolean streamed = mode == BodyMode.FULL_DUPLEX_STREAMED;
     RoutingHeaders headers = context.policy().headers();
@@ -583,15 +419,15 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     ProcessingResponse routing; // the reply that lets the request on
     RoutingDecision decision = RoutingDecision.of(requested, allowlist, context.policy());
     if (decision instanceof RoutingDecision.Refuse r) {
-      model = requested;
+      report.model(requested);
       refuse(r.refusal());
       return;
     }
     if (decision instanceof RoutingDecision.Route r) {
-      model = r.model();
+      report.model(r.model());
       boolean allowlisted = r.outcome() == Outcome.ROUTED && r.baseModel() != null;
       if (allowlisted) {
-        baseModel = r.baseModel();
+        report.baseModel(r.baseModel());
       }
       // An allowlisted name's reply is built once per snapshot; any other value per request.
       routing = allowlisted ? headers.routed(allowlist, r.model(), r.baseModel(), streamed)
@@ -626,11 +462,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     for (ByteString chunk = held.poll(); chunk != null; chunk = held.poll()) {
       sendPieces(chunk, endOfStream && held.isEmpty());
     }
-    if (out.isReady()) {
-      releaseBudget();
-    } else {
-      budgetAwaitsFlush = true; // onReady gives it back once gRPC has sent the replay
-    }
+    held.replayed(out.isReady()); // else onReady ends the lease once gRPC has sent the replay
   }
 
   /** FULL_DUPLEX_STREAMED after routing: check structure, then send the chunk straight on. */
@@ -706,7 +538,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
 
   private void refuse(BodyException e) {
     if (e.problem() == BodyException.Problem.MODEL_EMPTY) {
-      model = "";
+      report.model("");
     }
     refuse(Refusal.of(e.problem(), e.getMessage(), context.policy().headers().field()));
   }
@@ -717,7 +549,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
 
   /** Answers with a local reply (OpenAI error shape) and ends the stream. */
   private void refuse(Refusal refusal) {
-    errorCode = refusal.code();
+    report.errorCode(refusal.code());
     // Held bytes are freed and the outcome counted before the client can see the answer.
     end(refusal.outcome(), refusal.status().getNumber());
     send(Responses.error(refusal));
@@ -729,10 +561,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     phase = Phase.BODY_DONE;
     outcome = done;
     cancelDeadline();
-    held.clear();
-    if (!budgetAwaitsFlush) {
-      releaseBudget();
-    }
+    held.bodyDone();
     if (scanner != null) {
       scanner.close();
     }
@@ -759,45 +588,22 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     }
     phase = Phase.DONE;
     cancelDeadline();
-    if (claim != null) {
-      settleClaim(); // withdrawn, or granted and released below
-    }
-    releaseHeld();
+    held.release(); // a wait withdrawn, the chunks dropped, the lease given back
     if (scanner != null) {
       scanner.close();
     }
     finish(last, status);
-    span.end();
+    report.streamEnded();
     context.events().streamClosed();
   }
 
+  /** The request reached its outcome (the first call counts; {@code null}: none to report). */
   private void finish(Outcome last, int status) {
-    if (finished || last == null) {
+    if (last == null) {
       return;
     }
-    finished = true;
-    outcome = last;
-    RequestSummary summary = new RequestSummary(
-        last, mode == null ? BodyMode.NONE : mode, status, baseModel, decisionNanos, bufferedBytes,
-        errorCode);
-    context.events().requestFinished(summary);
-    span.finished(summary, model);
-    if (last.failed() && last != Outcome.CANCELLED) {
-      // One line per refused request, with structured fields (JSON logs) that read as key=value
-      // in text logs. The model only once validated; never a body byte.
-      logger.info("[{}] request refused: {} {} {} {} {} {} {} {}", id,
-          kv("outcome", last.label()), kv("status", status),
-          new QuotedField("model", model == null ? "-" : model),
-          new QuotedField("base_model", baseModel == null ? "-" : baseModel),
-          kv("request_id", requestId), kv("mode", mode == null ? "-" : mode.label()),
-          kv("bytes_seen", bufferedBytes),
-          kv("decision_micros", decisionNanos < 0 ? -1 : decisionNanos / 1000));
-    } else if (logger.isDebugEnabled()) {
-      logger.debug("[{}] request {}: {} {} {} {} {}", id, last.label(),
-          new QuotedField("model", model == null ? "-" : model),
-          new QuotedField("base_model", baseModel == null ? "-" : baseModel),
-          kv("request_id", requestId), kv("mode", mode == null ? "-" : mode.label()),
-          kv("bytes_buffered", bufferedBytes));
+    if (report.finish(last, mode == null ? BodyMode.NONE : mode, status, bufferedBytes)) {
+      outcome = last;
     }
   }
 
@@ -810,20 +616,6 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
     if (deadline != null) {
       deadline.cancel(false);
       deadline = null;
-    }
-  }
-
-  private void releaseHeld() {
-    held.clear();
-    releaseBudget();
-  }
-
-  private void releaseBudget() {
-    budgetAwaitsFlush = false;
-    if (budgetBytes > 0) {
-      context.budget().release(budgetBytes);
-      budgetBytes = 0;
-      fixedBytes = 0;
     }
   }
 

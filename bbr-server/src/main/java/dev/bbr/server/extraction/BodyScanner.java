@@ -1,6 +1,7 @@
 package dev.bbr.server.extraction;
 
 import com.google.protobuf.ByteString;
+import dev.bbr.allowlist.ModelNames;
 
 /**
  * Finds the model of one request body fed chunk by chunk, whatever its format: the router holds
@@ -43,6 +44,28 @@ public interface BodyScanner {
   default long pendingDecisionOffset() {
     return -1;
   }
+
+  /**
+   * The question the per-request cap ({@code --max-buffered-bytes}, 413 past it) asks: how many
+   * body bytes routing needs so far. Once decided, the offset that decided it; while inside the
+   * model's value, where the value starts (it is short: at most {@link #MODEL_VALUE_SPAN} bytes as
+   * written, so waiting for its end holds at most that much more); otherwise every byte seen,
+   * held as received or read decoded, whichever is more (a compression bomb stops there). So the
+   * cap applies to where the model is in the body, never to how Envoy chunked it.
+   *
+   * @param bytesReceived the body bytes received so far, as sent (still encoded, if it is)
+   */
+  default long bytesToDecide(long bytesReceived) {
+    if (decided()) {
+      return decisionOffset();
+    }
+    long seen = Math.max(bytesReceived, bytesInspected());
+    long pending = pendingDecisionOffset();
+    return pending >= 0 && seen - pending <= MODEL_VALUE_SPAN ? pending : seen;
+  }
+
+  /** The longest a valid model value can be as written: 256 bytes, each as a 6-byte escape. */
+  long MODEL_VALUE_SPAN = 6L * ModelNames.MAX_BYTES + 1;
 
   /**
    * Returns the memory this reader holds whatever the body (buffers, native state), which the

@@ -6,6 +6,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.zip.CRC32;
 import java.util.zip.DataFormatException;
+import java.util.function.Function;
 import java.util.zip.Inflater;
 
 /**
@@ -62,6 +63,8 @@ final class DecodingScanner implements BodyScanner {
   private final BodyScanner inner;
   private final long maxDecodedBytes;
   private final byte[] out;
+  /** Makes the Inflater for one gzip member or deflate stream; its argument is {@code nowrap}. */
+  private final Function<Boolean, Inflater> inflaters;
   private Inflater inflater;
   private final CRC32 crc = new CRC32();
 
@@ -85,15 +88,20 @@ final class DecodingScanner implements BodyScanner {
   private final byte[] fixed = new byte[8];
 
   DecodingScanner(Coding coding, BodyScanner inner, long maxDecodedBytes) {
-    this(coding, inner, maxDecodedBytes, BUFFER_BYTES);
+    this(coding, inner, maxDecodedBytes, BUFFER_BYTES, Inflater::new);
   }
 
-  /** @param bufferBytes the decoded-bytes buffer size; small in tests, to split everywhere */
-  DecodingScanner(Coding coding, BodyScanner inner, long maxDecodedBytes, int bufferBytes) {
+  /**
+   * @param bufferBytes the decoded-bytes buffer size (small values split the output everywhere)
+   * @param inflaters makes each Inflater; every one made is ended by the scanner
+   */
+  DecodingScanner(Coding coding, BodyScanner inner, long maxDecodedBytes, int bufferBytes,
+      Function<Boolean, Inflater> inflaters) {
     this.coding = coding;
     this.inner = inner;
     this.maxDecodedBytes = maxDecodedBytes;
     this.out = new byte[bufferBytes];
+    this.inflaters = inflaters;
   }
 
   @Override
@@ -185,7 +193,7 @@ final class DecodingScanner implements BodyScanner {
 
   private void startData(boolean raw) {
     if (inflater == null) {
-      inflater = new Inflater(raw);
+      inflater = inflaters.apply(raw);
     } else {
       inflater.reset();
     }
@@ -316,11 +324,6 @@ final class DecodingScanner implements BodyScanner {
       inflater = null;
     }
     inner.close();
-  }
-
-  /** Returns true while an Inflater (native memory) is held; for tests. */
-  boolean inflating() {
-    return inflater != null;
   }
 
   private void expect(boolean ok, String what) throws BodyException {

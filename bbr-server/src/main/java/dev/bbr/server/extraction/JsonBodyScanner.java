@@ -46,7 +46,6 @@ final class JsonBodyScanner implements BodyScanner {
         }
         sniffing = false;
         if (b != '{') {
-          scanner.close();
           throw new BodyException(BodyException.Problem.UNSUPPORTED_CONTENT_TYPE,
               "The request body is neither JSON nor multipart/form-data; send it as"
                   + " application/json.");
@@ -87,7 +86,5 @@ final class JsonBodyScanner implements BodyScanner {
   }
 
   @Override
-  public void close() {
-    scanner.close();
-  }
+  public void close() {} // the JSON scanner holds no resources
 }

@@ -218,9 +218,6 @@ public final class ModelScanner {
     return state == TRAILING;
   }
 
-  /** Does nothing: the scanner holds no resources. Kept so callers need not change. */
-  public void close() {}
-
   /** Receives the chunk's backing array from {@link UnsafeByteOperations#unsafeWriteTo}. */
   private final class Sink extends ByteOutput {
     @Override

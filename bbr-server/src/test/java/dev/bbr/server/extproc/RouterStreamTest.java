@@ -502,7 +502,7 @@ class RouterStreamTest {
     void exhaustedGlobalBudget_gets503WithRetryAfter() throws Exception {
       // Room for one 91-byte body, not two.
       start(policy(false, true, false, 1 << 20, Duration.ofSeconds(60)),
-          RouterStream.HOLD_COST * 91 + 50);
+          91 + 50);
       ExtProcCall first = fullDuplex();
       first.headers(false).body("{\"prompt\":\"" + "x".repeat(80), false);
       first.assertNoReply();
@@ -511,7 +511,7 @@ class RouterStreamTest {
       ImmediateResponse reply = immediate(second.reply(), 503, "router_overloaded");
       assertThat(reply.getHeaders().getSetHeadersList()).anySatisfy(h ->
           assertThat(h.getHeader().getKey()).isEqualTo("retry-after"));
-      assertThat(budget.inUse()).isEqualTo(RouterStream.HOLD_COST * 91);
+      assertThat(budget.inUse()).isEqualTo(91);
       first.cancel();
       first.awaitClose();
       assertBudgetReturned();
@@ -561,7 +561,7 @@ class RouterStreamTest {
         Thread.sleep(20);
       }
       assertThat(budget.inUse()).as("held while the model is unknown")
-          .isEqualTo(RouterStream.HOLD_COST * sent);
+          .isEqualTo(sent);
 
       immediate(call.reply(), 408, "request_timeout");
       assertBudgetReturned();
@@ -673,7 +673,7 @@ class RouterStreamTest {
       ExtProcCall call = fullDuplex();
       call.headers(false).body("{\"prompt\":\"" + "x".repeat(5000), false);
       call.assertNoReply();
-      assertThat(budget.inUse()).isEqualTo(RouterStream.HOLD_COST * 5011);
+      assertThat(budget.inUse()).isEqualTo(5011);
       call.cancel();
       assertThat(call.awaitClose().getCode()).isEqualTo(Status.Code.CANCELLED);
       assertBudgetReturned();
@@ -1041,7 +1041,7 @@ class RouterStreamTest {
       ExtProcCall call = fullDuplex();
       call.headers(false, "content-length", "100000").body("{\"prompt\":\"" + "x".repeat(989), false);
       call.assertNoReply();
-      assertThat(budget.inUse()).isEqualTo(RouterStream.HOLD_COST * 100_000L);
+      assertThat(budget.inUse()).isEqualTo(100_000L);
       call.body("x".repeat(2000), false);
       assertThat(budget.inUse()).as("within the reservation").isEqualTo(100_000L);
       call.cancel();

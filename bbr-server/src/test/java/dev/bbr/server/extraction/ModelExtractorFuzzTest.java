@@ -130,8 +130,6 @@ class ModelExtractorFuzzTest {
           : new Result(Kind.MODEL, scanner.model(), null, scanner.decisionOffset());
     } catch (BodyException e) {
       return new Result(Kind.REFUSED, null, e.problem(), -1);
-    } finally {
-      scanner.close();
     }
   }
 
