@@ -85,26 +85,6 @@ public record BbrOptions(
   public static final int ERRORS_ONLY = -1;
   /** The longest warm-up: readiness waits for it, and a minute is what the JIT needs anyway. */
   static final Duration MAX_WARM_UP = Duration.ofSeconds(60);
-  static final int DEFAULT_GRPC_PORT = 9004;
-  static final int DEFAULT_HEALTH_PORT = 9005;
-  static final int DEFAULT_METRICS_PORT = 9090;
-  static final long DEFAULT_MAX_BUFFERED_BYTES = 32L << 20;
-  static final Duration DEFAULT_BODY_TIMEOUT = Duration.ofSeconds(60);
-  /** Long enough for a few bodies ahead to finish, short enough to retry elsewhere (decision 38). */
-  public static final Duration DEFAULT_BUDGET_WAIT = Duration.ofSeconds(10);
-  static final Duration DEFAULT_DRAIN_TIMEOUT = Duration.ofSeconds(30);
-  /** None: a router started by hand stops at once; the Helm chart sets one (see its values). */
-  static final Duration DEFAULT_SHUTDOWN_DELAY = Duration.ZERO;
-  /**
-   * Per connection, not per router: Envoy opens another connection when one is full, so this
-   * bounds what a single peer can open without capping the gateway's concurrency.
-   */
-  static final int DEFAULT_MAX_CONCURRENT_STREAMS = 1000;
-  /**
-   * Per client address, across its connections: ten Envoy connections' worth. A gateway pod is
-   * one client; a caller that opens connection after connection cannot hold tens of thousands.
-   */
-  static final int DEFAULT_MAX_STREAMS_PER_CLIENT = 10_000;
 
   public BbrOptions {
     checkPort("grpc-port", grpcPort);
@@ -237,7 +217,7 @@ public record BbrOptions(
     Map<String, String> v = values(args);
     AllowlistSourceConfig allowlist = allowlist(v, env);
     checkAllowlistFlags(allowlist);
-    return new Declared(bool(v, "secure-serving", true), allowlist);
+    return new Declared(bool(v, Flag.SECURE_SERVING), allowlist);
   }
 
   /**
@@ -267,7 +247,7 @@ public record BbrOptions(
       if (flag == null) {
         throw new InvalidOptionsException("unknown flag: " + arg + " (see --help)");
       }
-      if (!seen.add(flag.name) && !flag.repeatable) {
+      if (!seen.add(flag.name) && !flag.repeatable()) {
         throw new InvalidOptionsException(display(flag.name) + " given twice");
       }
       String value;
@@ -300,57 +280,56 @@ public record BbrOptions(
   private static BbrOptions fromValues(
       Map<String, String> v, Map<String, String> env, List<String> notes) {
     refuseUnhonourable(v);
-    String unknownModel = v.getOrDefault("unknown-model", "reject");
-    String missingModel = v.getOrDefault("missing-model", "passthrough");
-    long maxBuffered = bytes(v, "max-buffered-bytes", DEFAULT_MAX_BUFFERED_BYTES);
-    long defaultTotal = Math.max(maxBuffered, Runtime.getRuntime().maxMemory() / 2);
+    long maxBuffered = bytes(v, Flag.MAX_BUFFERED_BYTES);
     return new BbrOptions(
-        integer(v, "grpc-port", DEFAULT_GRPC_PORT),
-        integer(v, "grpc-health-port", DEFAULT_HEALTH_PORT),
-        integer(v, "metrics-port", DEFAULT_METRICS_PORT),
-        bool(v, "streaming", false),
-        bool(v, "secure-serving", true),
-        path(v, "cert-path"),
+        integer(v, Flag.GRPC_PORT),
+        integer(v, Flag.GRPC_HEALTH_PORT),
+        integer(v, Flag.METRICS_PORT),
+        bool(v, Flag.STREAMING),
+        bool(v, Flag.SECURE_SERVING),
+        path(v, Flag.CERT_PATH),
         verbosity(v),
         jsonLogs(v),
         allowlist(v, env),
-        choice(v, "unknown-model", unknownModel, "reject", "passthrough").equals("reject"),
-        choice(v, "missing-model", missingModel, "passthrough", "reject").equals("reject"),
+        choice(v, Flag.UNKNOWN_MODEL, "reject", "passthrough").equals("reject"),
+        choice(v, Flag.MISSING_MODEL, "passthrough", "reject").equals("reject"),
         maxBuffered,
-        bytes(v, "max-buffered-bytes-total", defaultTotal),
-        duration(v, "body-timeout", DEFAULT_BODY_TIMEOUT),
-        duration(v, "drain-timeout", DEFAULT_DRAIN_TIMEOUT),
-        integer(v, "max-concurrent-streams", DEFAULT_MAX_CONCURRENT_STREAMS),
-        duration(v, "shutdown-delay", DEFAULT_SHUTDOWN_DELAY),
-        bool(v, "tracing", true),
-        bool(v, "metrics-endpoint-auth", true),
+        v.containsKey(Flag.MAX_BUFFERED_BYTES_TOTAL.name) ? bytes(v, Flag.MAX_BUFFERED_BYTES_TOTAL)
+            : Math.max(maxBuffered, Runtime.getRuntime().maxMemory() / 2),
+        duration(v, Flag.BODY_TIMEOUT),
+        duration(v, Flag.DRAIN_TIMEOUT),
+        integer(v, Flag.MAX_CONCURRENT_STREAMS),
+        duration(v, Flag.SHUTDOWN_DELAY),
+        bool(v, Flag.TRACING),
+        bool(v, Flag.METRICS_ENDPOINT_AUTH),
         Plugins.plan(plugins(v), notes),
         budgetWait(v),
-        integer(v, "max-streams-per-client", DEFAULT_MAX_STREAMS_PER_CLIENT),
-        path(v, "grpc-socket"),
-        duration(v, "warm-up", Duration.ZERO));
+        integer(v, Flag.MAX_STREAMS_PER_CLIENT),
+        path(v, Flag.GRPC_SOCKET),
+        duration(v, Flag.WARM_UP));
   }
 
   /** {@code --budget-wait}, by default no longer than the body timeout. */
   private static Duration budgetWait(Map<String, String> v) {
-    if (v.containsKey("budget-wait")) {
-      return duration(v, "budget-wait", DEFAULT_BUDGET_WAIT);
+    Duration wait = duration(v, Flag.BUDGET_WAIT);
+    if (v.containsKey(Flag.BUDGET_WAIT.name)) {
+      return wait;
     }
-    Duration timeout = duration(v, "body-timeout", DEFAULT_BODY_TIMEOUT);
-    return timeout.compareTo(DEFAULT_BUDGET_WAIT) < 0 ? timeout : DEFAULT_BUDGET_WAIT;
+    Duration timeout = duration(v, Flag.BODY_TIMEOUT);
+    return timeout.compareTo(wait) < 0 ? timeout : wait;
   }
 
   private static List<Plugins.Spec> plugins(Map<String, String> v) {
-    String given = v.get("plugin");
+    String given = v.get(Flag.PLUGIN.name);
     return given == null ? List.of()
         : Stream.of(given.split("\n")).map(Plugins::parse).toList();
   }
 
   /** Upstream's {@code -v}, or its zap level when given: debug is V(1), an integer N is V(N). */
   private static int verbosity(Map<String, String> v) {
-    String zap = v.get("zap-log-level");
+    String zap = v.get(Flag.ZAP_LOG_LEVEL.name);
     if (zap == null) {
-      int level = integer(v, "v", 0);
+      int level = integer(v, Flag.VERBOSITY);
       if (level < 0) {
         throw new InvalidOptionsException("-v: " + level + " (expected: >= 0)");
       }
@@ -361,7 +340,7 @@ public record BbrOptions(
       case "debug" -> 1;
       case "error", "panic" -> ERRORS_ONLY;
       default -> {
-        int level = integer(v, "zap-log-level", 0);
+        int level = integer(v, Flag.ZAP_LOG_LEVEL);
         if (level < 0) {
           throw new InvalidOptionsException("--zap-log-level: " + zap
               + " (expected: debug, info, error, panic or an integer > 0)");
@@ -373,13 +352,13 @@ public record BbrOptions(
 
   /** {@code --log-format}, else upstream's {@code --zap-encoder}, else {@code --zap-devel}. */
   private static boolean jsonLogs(Map<String, String> v) {
-    if (v.containsKey("log-format")) {
-      return choice(v, "log-format", v.get("log-format"), "json", "text").equals("json");
+    if (v.containsKey(Flag.LOG_FORMAT.name)) {
+      return choice(v, Flag.LOG_FORMAT, "json", "text").equals("json");
     }
-    if (v.containsKey("zap-encoder")) {
-      return choice(v, "zap-encoder", v.get("zap-encoder"), "json", "console").equals("json");
+    if (v.containsKey(Flag.ZAP_ENCODER.name)) {
+      return choice(v, Flag.ZAP_ENCODER, "json", "console").equals("json");
     }
-    return !bool(v, "zap-devel", false); // zap's development mode writes console lines
+    return !bool(v, Flag.ZAP_DEVEL); // zap's development mode writes console lines
   }
 
   /**
@@ -387,16 +366,16 @@ public record BbrOptions(
    * router exits rather than start doing something else than asked.
    */
   private static void refuseUnhonourable(Map<String, String> v) {
-    if (v.containsKey("enable-pprof") && bool(v, "enable-pprof", false)) {
+    if (bool(v, Flag.ENABLE_PPROF)) {
       throw new InvalidOptionsException("--enable-pprof: true (expected: false; Go's pprof "
           + "handlers do not exist in a JVM: profile with JFR, jcmd PID JFR.start)");
     }
-    String stack = v.get("zap-stacktrace-level");
+    String stack = v.get(Flag.ZAP_STACKTRACE_LEVEL.name);
     if (stack != null && !stack.trim().equals("error")) {
       throw new InvalidOptionsException("--zap-stacktrace-level: " + stack + " (expected: error;"
           + " the router logs stack traces with errors only)");
     }
-    String time = v.get("zap-time-encoding");
+    String time = v.get(Flag.ZAP_TIME_ENCODING.name);
     if (time != null && !Set.of("iso8601", "rfc3339", "rfc3339nano").contains(time.trim())) {
       throw new InvalidOptionsException("--zap-time-encoding: " + time + " (expected: iso8601, "
           + "rfc3339 or rfc3339nano; log timestamps are ISO 8601 with milliseconds)");
@@ -404,8 +383,8 @@ public record BbrOptions(
   }
 
   private static AllowlistSourceConfig allowlist(Map<String, String> v, Map<String, String> env) {
-    Path directory = path(v, "allowlist-dir");
-    Path kubeconfig = path(v, "kubeconfig");
+    Path directory = path(v, Flag.ALLOWLIST_DIR);
+    Path kubeconfig = path(v, Flag.KUBECONFIG);
     String fromEnv = env.get("KUBECONFIG");
     if (directory == null && kubeconfig == null && fromEnv != null && !fromEnv.isBlank()) {
       // As upstream's client: the flag, then $KUBECONFIG (its first file), then in-cluster.
@@ -416,14 +395,14 @@ public record BbrOptions(
       throw new InvalidOptionsException("no allowlist source (expected: --allowlist-dir DIR, "
           + "--kubeconfig FILE, or running in a cluster)");
     }
-    boolean allNamespaces = bool(v, "all-namespaces", false);
-    String namespace = v.get("namespace");
+    boolean allNamespaces = bool(v, Flag.ALL_NAMESPACES);
+    String namespace = v.get(Flag.NAMESPACE.name);
     if (namespace == null && !allNamespaces) {
       String nsFromEnv = env.get("NAMESPACE");
       namespace = nsFromEnv == null || nsFromEnv.isBlank() ? null : nsFromEnv.trim();
     }
-    List<String> labels = v.containsKey("configmap-label")
-        ? List.of(v.get("configmap-label").split("\n"))
+    List<String> labels = v.containsKey(Flag.CONFIGMAP_LABEL.name)
+        ? List.of(v.get(Flag.CONFIGMAP_LABEL.name).split("\n"))
         : AllowlistSourceConfig.DEFAULT_LABELS;
     return new AllowlistSourceConfig(directory, kubeconfig, namespace, allNamespaces, labels);
   }
@@ -435,7 +414,7 @@ public record BbrOptions(
       if (flag.help != null) {
         out.append(String.format(Locale.ROOT, "  %-34s %s%n",
             (flag.name.length() == 1 ? "-" : "--") + flag.name + (flag.isBoolean ? "" : " " + flag.arg),
-            flag.help));
+            flag.usageHelp()));
       }
     }
     return out.toString();
@@ -451,89 +430,118 @@ public record BbrOptions(
     return notes;
   }
 
-  /** Every flag, with its name, argument and help text. */
+  /**
+   * Every flag, declared once: its name, its argument ({@code null}: a boolean), its default as it
+   * would be written on the command line ({@code null}: none, or one the help describes), which
+   * the parser reads when the flag is absent and {@code --help} prints, and its help text.
+   */
   private enum Flag {
-    GRPC_PORT("grpc-port", "PORT", "ext_proc gRPC port (default 9004)"),
-    GRPC_HEALTH_PORT("grpc-health-port", "PORT", "plaintext grpc.health.v1 port (default 9005)"),
-    GRPC_SOCKET("grpc-socket", "PATH",
+    GRPC_PORT("grpc-port", "PORT", "9004", "ext_proc gRPC port"),
+    GRPC_HEALTH_PORT("grpc-health-port", "PORT", "9005", "plaintext grpc.health.v1 port"),
+    GRPC_SOCKET("grpc-socket", "PATH", null,
         "also serve ext_proc, plaintext, on this Unix domain socket (Envoy in the same pod)"),
-    METRICS_PORT("metrics-port", "PORT", "Prometheus /metrics port (default 9090)"),
-    STREAMING("streaming", null,
-        "assume FULL_DUPLEX_STREAMED when Envoy sends no protocol config (default false: BUFFERED)"),
-    SECURE_SERVING("secure-serving", null, "serve ext_proc over TLS with ALPN h2 (default true)"),
-    CERT_PATH("cert-path", "DIR",
+    METRICS_PORT("metrics-port", "PORT", "9090", "Prometheus /metrics port"),
+    STREAMING("streaming", null, "false",
+        "assume FULL_DUPLEX_STREAMED, not BUFFERED, when Envoy sends no protocol config"),
+    SECURE_SERVING("secure-serving", null, "true", "serve ext_proc over TLS with ALPN h2"),
+    CERT_PATH("cert-path", "DIR", null,
         "directory with tls.crt and tls.key, reloaded on change (default: self-signed at start)"),
-    VERBOSITY("v", "N", "log verbosity as upstream: 0-3 info, 4 debug (one line per request), 5+ trace"),
-    LOG_FORMAT("log-format", "json|text", "log lines as JSON objects (default) or human-readable text"),
-    ALLOWLIST_DIR("allowlist-dir", "DIR",
+    VERBOSITY("v", "N", "0",
+        "log verbosity as upstream: 0-3 info, 4 debug (one line per request), 5+ trace"),
+    LOG_FORMAT("log-format", "json|text", "json",
+        "log lines as JSON objects or human-readable text"),
+    ALLOWLIST_DIR("allowlist-dir", "DIR", null,
         "read the allowlist from ConfigMap manifests (*.yaml, *.yml) in DIR, reloaded on change"),
-    KUBECONFIG("kubeconfig", "FILE",
+    KUBECONFIG("kubeconfig", "FILE", null,
         "watch ConfigMaps with this kubeconfig (default in a cluster: the pod's service account)"),
-    NAMESPACE("namespace", "NS", "namespace whose ConfigMaps are watched (default: $NAMESPACE, "
-        + "else the pod's or the kubeconfig context's)"),
-    ALL_NAMESPACES("all-namespaces", null, "watch ConfigMaps in every namespace (needs a ClusterRole)"),
-    CONFIGMAP_LABEL("configmap-label", "KEY=VALUE",
+    NAMESPACE("namespace", "NS", null, "namespace whose ConfigMaps are watched (default: "
+        + "$NAMESPACE, else the pod's or the kubeconfig context's)"),
+    ALL_NAMESPACES("all-namespaces", null, "false",
+        "watch ConfigMaps in every namespace (needs a ClusterRole)"),
+    CONFIGMAP_LABEL("configmap-label", "KEY=VALUE", null,
         "repeatable; ConfigMaps with any of these labels are allowlist entries; given, it replaces "
-            + "the default inference.networking.k8s.io/bbr-managed=true (list it too to keep it)"),
-    UNKNOWN_MODEL("unknown-model", "reject|passthrough",
-        "model not in the allowlist: 404 (default) or upstream's empty base-model header"),
-    MISSING_MODEL("missing-model", "passthrough|reject",
-        "body without a model: pass through without routing headers (default) or 400"),
-    MAX_BUFFERED_BYTES("max-buffered-bytes", "BYTES",
-        "most body bytes held per request before its model is known, else 413 (default 32Mi)"),
-    MAX_BUFFERED_BYTES_TOTAL("max-buffered-bytes-total", "BYTES",
+            + "the defaults, so list them too to keep them (default: "
+            + String.join(" and ", AllowlistSourceConfig.DEFAULT_LABELS) + ")"),
+    UNKNOWN_MODEL("unknown-model", "reject|passthrough", "reject",
+        "model not in the allowlist: 404, or upstream's empty base-model header"),
+    MISSING_MODEL("missing-model", "passthrough|reject", "passthrough",
+        "body without a model: pass through without routing headers, or 400"),
+    MAX_BUFFERED_BYTES("max-buffered-bytes", "BYTES", "32Mi",
+        "most body bytes held per request before its model is known, else 413"),
+    MAX_BUFFERED_BYTES_TOTAL("max-buffered-bytes-total", "BYTES", null,
         "most body bytes held across all requests, else 503 (default: half the heap)"),
-    BODY_TIMEOUT("body-timeout", "DURATION",
-        "time from request headers to a known model, else 408 (default 60s)"),
-    BUDGET_WAIT("budget-wait", "DURATION",
-        "how long a request may wait, oldest first, for body bytes others hold, else 503 "
-            + "(default 10s, at most --body-timeout; 0s refuses at once)"),
-    WARM_UP("warm-up", "DURATION",
+    BODY_TIMEOUT("body-timeout", "DURATION", "60s",
+        "time from request headers to a known model, else 408"),
+    // Long enough for a few bodies ahead to finish, short enough to retry elsewhere (decision 38).
+    BUDGET_WAIT("budget-wait", "DURATION", "10s",
+        "how long a request may wait, oldest first, for body bytes others hold, else 503; 0s "
+            + "refuses at once, and by default it is at most --body-timeout"),
+    WARM_UP("warm-up", "DURATION", "0s",
         "before health turns SERVING, run synthetic requests in process for this long so the JIT "
-            + "has compiled the request path (default 0s; the chart sets 5s)"),
-    DRAIN_TIMEOUT("drain-timeout", "DURATION",
-        "on SIGTERM, time in-flight streams get to finish (default 30s)"),
-    MAX_CONCURRENT_STREAMS("max-concurrent-streams", "N",
-        "most ext_proc streams open on one Envoy connection; Envoy opens another when one is full "
-            + "(default 1000)"),
-    MAX_STREAMS_PER_CLIENT("max-streams-per-client", "N",
-        "most ext_proc streams one client address holds open across its connections, else 503 "
-            + "(default 10000)"),
-    SHUTDOWN_DELAY("shutdown-delay", "DURATION",
+            + "has compiled the request path; the chart sets 5s"),
+    DRAIN_TIMEOUT("drain-timeout", "DURATION", "30s",
+        "on SIGTERM, time in-flight streams get to finish"),
+    // Per connection, not per router: Envoy opens another connection when one is full, so this
+    // bounds what a single peer can open without capping the gateway's concurrency.
+    MAX_CONCURRENT_STREAMS("max-concurrent-streams", "N", "1000",
+        "most ext_proc streams open on one Envoy connection; Envoy opens another when one is full"),
+    // Per client address, across its connections: ten Envoy connections' worth. A gateway pod is
+    // one client; a caller that opens connection after connection cannot hold tens of thousands.
+    MAX_STREAMS_PER_CLIENT("max-streams-per-client", "N", "10000",
+        "most ext_proc streams one client address holds open across its connections, else 503"),
+    // None: a router started by hand stops at once; the Helm chart sets one (see its values).
+    SHUTDOWN_DELAY("shutdown-delay", "DURATION", "0s",
         "on SIGTERM, time health is NOT_SERVING while new streams are still accepted, before the "
-            + "drain starts (default 0s)"),
+            + "drain starts"),
     // Upstream flags, with upstream's meaning (docs/configuration.md).
-    TRACING("tracing", null, "export OpenTelemetry spans, configured by the OTEL_* variables "
-        + "(default true, as upstream)"),
-    METRICS_ENDPOINT_AUTH("metrics-endpoint-auth", null, "callers of the metrics port must "
-        + "present a bearer token the API server authorises (default true, as upstream)"),
-    PLUGIN("plugin", "TYPE:NAME[:JSON]", "repeatable, as upstream: body-field-to-header "
+    TRACING("tracing", null, "true",
+        "export OpenTelemetry spans, configured by the OTEL_* variables, as upstream"),
+    METRICS_ENDPOINT_AUTH("metrics-endpoint-auth", null, "true", "callers of the metrics port must "
+        + "present a bearer token the API server authorises, as upstream"),
+    PLUGIN("plugin", "TYPE:NAME[:JSON]", null, "repeatable, as upstream: body-field-to-header "
         + "(JSON fieldName, default model; headerName, default X-Gateway-Model-Name) and "
         + "base-model-to-header; given, it replaces the default pair"),
-    ZAP_ENCODER("zap-encoder", "json|console", "upstream's zap flag: json or console (text) lines"),
-    ZAP_DEVEL("zap-devel", null, "upstream's zap flag: console lines unless --zap-encoder says "
-        + "otherwise (default false here; JSON lines)"),
-    ZAP_LOG_LEVEL("zap-log-level", "LEVEL", "upstream's zap flag: debug (V1), info, error, panic "
-        + "or an integer N (VN); wins over -v"),
-    ZAP_STACKTRACE_LEVEL("zap-stacktrace-level", "error", "upstream's zap flag: only error, "
-        + "the router's behaviour, is accepted"),
-    ZAP_TIME_ENCODING("zap-time-encoding", "iso8601|rfc3339|rfc3339nano",
+    ZAP_ENCODER("zap-encoder", "json|console", null,
+        "upstream's zap flag: json or console (text) lines"),
+    ZAP_DEVEL("zap-devel", null, "false", "upstream's zap flag: console lines unless "
+        + "--zap-encoder says otherwise; JSON lines by default here"),
+    ZAP_LOG_LEVEL("zap-log-level", "LEVEL", null, "upstream's zap flag: debug (V1), info, error, "
+        + "panic or an integer N (VN); wins over -v"),
+    ZAP_STACKTRACE_LEVEL("zap-stacktrace-level", "error", null, "upstream's zap flag: only "
+        + "error, the router's behaviour, is accepted"),
+    ZAP_TIME_ENCODING("zap-time-encoding", "iso8601|rfc3339|rfc3339nano", null,
         "upstream's zap flag: ISO 8601 timestamps are written; epoch encodings are refused"),
-    ENABLE_PPROF("enable-pprof", null, "upstream's Go profiler: only false is accepted here "
-        + "(profile with JFR)");
+    ENABLE_PPROF("enable-pprof", null, "false", "upstream's Go profiler: only false is accepted "
+        + "here; profile with JFR");
 
     final String name;
     final String arg;
+    /** The value read when the flag is absent, as written on the command line; or null. */
+    final String defaultValue;
     final String help;
     final boolean isBoolean;
-    final boolean repeatable;
 
-    Flag(String name, String arg, String help) {
+    Flag(String name, String arg, String defaultValue, String help) {
       this.name = name;
       this.arg = arg;
+      this.defaultValue = defaultValue;
       this.help = help;
       this.isBoolean = arg == null;
-      this.repeatable = "configmap-label".equals(name) || "plugin".equals(name);
+    }
+
+    /** Whether the flag may be given more than once (its values are collected in order). */
+    boolean repeatable() {
+      return this == CONFIGMAP_LABEL || this == PLUGIN;
+    }
+
+    /** The help as {@code --help} prints it: the text, then the declared default. */
+    String usageHelp() {
+      return defaultValue == null ? help : help + " (default " + defaultValue + ")";
+    }
+
+    /** The value given, else the declared default, else null. */
+    String valueIn(Map<String, String> values) {
+      return values.getOrDefault(name, defaultValue);
     }
 
     static Flag named(String name) {
@@ -558,66 +566,71 @@ public record BbrOptions(
     }
   }
 
-  private static int integer(Map<String, String> v, String flag, int fallback) {
-    String text = v.get(flag);
+  /** The flag's value, given or declared; a flag read here without either is a defect. */
+  private static String required(Map<String, String> v, Flag flag) {
+    String text = flag.valueIn(v);
     if (text == null) {
-      return fallback;
+      throw new IllegalStateException(display(flag.name) + " has no declared default");
     }
+    return text;
+  }
+
+  private static int integer(Map<String, String> v, Flag flag) {
+    String text = required(v, flag);
     try {
       return Integer.parseInt(text.trim());
     } catch (NumberFormatException e) {
       throw new InvalidOptionsException(
-          display(flag) + ": " + text + " (expected: an integer)");
+          display(flag.name) + ": " + text + " (expected: an integer)");
     }
   }
 
-  private static boolean bool(Map<String, String> v, String flag, boolean fallback) {
-    String text = v.get(flag);
+  /** A boolean flag: given, else its default, else false. */
+  private static boolean bool(Map<String, String> v, Flag flag) {
+    String text = flag.valueIn(v);
     if (text == null) {
-      return fallback;
+      return false;
     }
     return switch (text) {
       case "true" -> true;
       case "false" -> false;
       default -> throw new InvalidOptionsException(
-          "--" + flag + ": " + text + " (expected: true or false)");
+          display(flag.name) + ": " + text + " (expected: true or false)");
     };
   }
 
-  private static Path path(Map<String, String> v, String flag) {
-    String text = v.get(flag);
+  private static Path path(Map<String, String> v, Flag flag) {
+    String text = flag.valueIn(v);
     if (text == null) {
       return null;
     }
     if (text.isBlank()) {
-      throw new InvalidOptionsException("--" + flag + ": empty (expected: a path)");
+      throw new InvalidOptionsException(display(flag.name) + ": empty (expected: a path)");
     }
     return Path.of(text);
   }
 
-  private static String choice(Map<String, String> v, String flag, String value, String... allowed) {
+  private static String choice(Map<String, String> v, Flag flag, String... allowed) {
+    String value = required(v, flag);
     for (String a : allowed) {
       if (a.equals(value)) {
         return value;
       }
     }
-    throw new InvalidOptionsException(
-        "--" + flag + ": " + value + " (expected: " + String.join(" or ", allowed) + ")");
+    throw new InvalidOptionsException(display(flag.name) + ": " + value + " (expected: "
+        + String.join(" or ", allowed) + ")");
   }
 
   private static final Pattern BYTES = Pattern.compile("(\\d+)(Ki|Mi|Gi|K|M|G)?");
   private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)");
 
   /** Parses {@code 1048576}, {@code 1024Ki}, {@code 32Mi}, {@code 1Gi} (and K, M, G as decimal). */
-  static long bytes(Map<String, String> v, String flag, long fallback) {
-    String text = v.get(flag);
-    if (text == null) {
-      return fallback;
-    }
+  private static long bytes(Map<String, String> v, Flag flag) {
+    String text = required(v, flag);
     Matcher m = BYTES.matcher(text.trim());
     if (!m.matches()) {
       throw new InvalidOptionsException(
-          "--" + flag + ": " + text + " (expected: bytes, e.g. 33554432 or 32Mi)");
+          display(flag.name) + ": " + text + " (expected: bytes, e.g. 33554432 or 32Mi)");
     }
     long multiplier = switch (m.group(2) == null ? "" : m.group(2)) {
       case "Ki" -> 1L << 10;
@@ -631,20 +644,17 @@ public record BbrOptions(
     try {
       return Math.multiplyExact(Long.parseLong(m.group(1)), multiplier);
     } catch (ArithmeticException | NumberFormatException e) {
-      throw new InvalidOptionsException("--" + flag + ": " + text + " (expected: fewer bytes)");
+      throw new InvalidOptionsException(display(flag.name) + ": " + text + " (expected: fewer bytes)");
     }
   }
 
   /** Parses {@code 500ms}, {@code 60s}, {@code 5m}, {@code 1h}. */
-  static Duration duration(Map<String, String> v, String flag, Duration fallback) {
-    String text = v.get(flag);
-    if (text == null) {
-      return fallback;
-    }
+  private static Duration duration(Map<String, String> v, Flag flag) {
+    String text = required(v, flag);
     Matcher m = DURATION.matcher(text.trim());
     if (!m.matches()) {
       throw new InvalidOptionsException(
-          "--" + flag + ": " + text + " (expected: a duration, e.g. 500ms, 60s, 5m)");
+          display(flag.name) + ": " + text + " (expected: a duration, e.g. 500ms, 60s, 5m)");
     }
     try {
       long n = Long.parseLong(m.group(1));
@@ -655,7 +665,7 @@ public record BbrOptions(
         default -> Duration.ofHours(n);
       };
     } catch (NumberFormatException | ArithmeticException e) {
-      throw new InvalidOptionsException("--" + flag + ": " + text + " (expected: a shorter duration)");
+      throw new InvalidOptionsException(display(flag.name) + ": " + text + " (expected: a shorter duration)");
     }
   }
 }

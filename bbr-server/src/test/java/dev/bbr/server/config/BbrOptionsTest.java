@@ -426,6 +426,28 @@ class BbrOptionsTest {
     assertThat(usage.lines().filter(line -> line.startsWith("  -"))).hasSize(34);
   }
 
+  /**
+   * The defaults --help prints are the ones the parser applies: giving each printed default
+   * explicitly parses to the same options as giving nothing.
+   */
+  @Test
+  void usage_printsTheDefaultsTheParserApplies() {
+    java.util.regex.Pattern line = java.util.regex.Pattern.compile(
+        "^  (-{1,2}[a-z-]+)(?: \\S+)? +.*\\(default ([^:)]+)\\)$");
+    List<String> printed = new ArrayList<>();
+    BbrOptions.usage().lines().forEach(l -> {
+      java.util.regex.Matcher m = line.matcher(l);
+      if (m.matches()) {
+        printed.add(m.group(1) + "=" + m.group(2));
+      }
+    });
+    assertThat(printed).as("flags whose --help names a default").hasSizeGreaterThanOrEqualTo(20)
+        .contains("--grpc-port=9004", "--max-buffered-bytes=32Mi", "--body-timeout=60s",
+            "--budget-wait=10s", "--secure-serving=true", "-v=0");
+
+    assertThat(parse(printed.toArray(String[]::new))).isEqualTo(parse());
+  }
+
   @Test
   void usage_listsTheUpstreamFlagsToo() {
     assertThat(BbrOptions.usage()).contains("--enable-pprof ", "--zap-log-level LEVEL");
