@@ -31,9 +31,14 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A soak through a real Envoy: mixed traffic for {@code -Dbbr.soak.seconds} (default 60; {@code
  * scripts/soak.sh 600} runs the documented ten minutes), after a warm-up of a sixth of that (at
- * most 60 s). Every answer must be the one its request kind calls for; the router's heap after a
- * full GC at the end must be within 5 % of the heap after the warm-up; and its in-flight stream
- * and body budget gauges must be back to zero once the load stops.
+ * most 60 s), in two halves. Every answer must be the one its request kind calls for; no class may
+ * gain live instances in step with the requests, in both halves (a leak of one object per {@value
+ * #REQUESTS_PER_LEAKED_OBJECT} requests of any kind shows whatever its size, while a one-off or
+ * bounded growth, a cache or a queue filling up, shows in one half only: 2,400 strings in the
+ * first minute, 76 in the second, in a 120 s run);
+ * the heap after a full GC must stay within 5 % (at least 2 MiB: the live heap is ~14 MiB, and
+ * caches and JIT-made objects move it by about 1 MiB) of the heap after the warm-up; and the
+ * in-flight stream and body budget gauges must be back to zero once the load stops.
  *
  * <p>The mix, per request: 70 % routed (Qwen, Phi or one of their adapters; body 1 KiB to 1 MiB,
  * log-uniform; model first or last), 8 % unknown model (404), 8 % malformed JSON before the model
@@ -48,6 +53,11 @@ class EnvoySoakIT {
   private static final int KIB = 1024;
   private static final int MIB = 1024 * KIB;
   private static final double HEAP_TOLERANCE = 0.05;
+  private static final long MIN_HEAP_TOLERANCE_BYTES = 2L * MIB;
+  /** A class that gains one live instance per this many soak requests leaks. */
+  static final int REQUESTS_PER_LEAKED_OBJECT = 25;
+  /** Below this many new instances, a class's growth is the noise of a live JVM. */
+  private static final long MIN_LEAK_INSTANCES = 100;
 
   @Test
   @DisplayName("mixed traffic: every answer as expected, heap flat after full GC, streams and budget back to zero")
@@ -67,34 +77,53 @@ class EnvoySoakIT {
 
         List<Result> warmUp = run(mix, warmUpSeconds);
         awaitIdle(router);
+        Map<String, Long> instancesAfterWarmUp = router.liveInstancesByClass();
         long heapAfterWarmUp = router.usedHeapAfterFullGc();
 
         long start = System.nanoTime();
-        List<Result> soak = run(mix, seconds);
+        List<Result> firstHalf = run(mix, seconds / 2);
+        awaitIdle(router);
+        Map<String, Long> instancesAtHalf = router.liveInstancesByClass();
+        List<Result> secondHalf = run(mix, seconds - seconds / 2);
         long elapsed = System.nanoTime() - start;
         boolean idle = awaitIdle(router);
         double streams = router.metric("bbr_streams_in_flight");
         double budget = router.metric("bbr_body_budget_used_bytes");
+        Map<String, Long> instancesAtEnd = router.liveInstancesByClass();
         long heapAtEnd = router.usedHeapAfterFullGc();
 
+        List<Result> soak = new ArrayList<>(firstHalf);
+        soak.addAll(secondHalf);
         List<Result> all = new ArrayList<>(warmUp);
         all.addAll(soak);
         List<Result> unexpected = LoadDriver.unexpected(all, EnvoySoakIT::expected);
         double heapChange = (heapAtEnd - heapAfterWarmUp) / (double) heapAfterWarmUp;
+        double heapTolerance = Math.max(HEAP_TOLERANCE, MIN_HEAP_TOLERANCE_BYTES / (double) heapAfterWarmUp);
+        Map<String, Long> grownFirst = grown(instancesAfterWarmUp, instancesAtHalf);
+        Map<String, Long> grownSecond = grown(instancesAtHalf, instancesAtEnd);
+        long leakFirst = Math.max(MIN_LEAK_INSTANCES, firstHalf.size() / REQUESTS_PER_LEAKED_OBJECT);
+        long leakSecond = Math.max(MIN_LEAK_INSTANCES, secondHalf.size() / REQUESTS_PER_LEAKED_OBJECT);
+        Map<String, Long> leaking = new TreeMap<>(grownSecond);
+        leaking.keySet().removeIf(type -> grownSecond.get(type) < leakSecond
+            || grownFirst.getOrDefault(type, 0L) < leakFirst);
         System.out.printf(Locale.ROOT, "[soak] %d s (+%d s warm-up): %d requests %s, %d unexpected;"
                 + " %.0f requests/s; heap after full GC %d KiB after warm-up, %d KiB at the end (%+.2f %%);"
-                + " bbr_streams_in_flight %.0f, bbr_body_budget_used_bytes %.0f%n",
+                + " bbr_streams_in_flight %.0f, bbr_body_budget_used_bytes %.0f;"
+                + " classes grown most (live instances), first half: %s, second half: %s%n",
             TimeUnit.NANOSECONDS.toSeconds(elapsed), warmUpSeconds, all.size(), kinds(all),
             unexpected.size(), soak.size() / (elapsed / 1e9), heapAfterWarmUp / KIB, heapAtEnd / KIB,
-            heapChange * 100, streams, budget);
+            heapChange * 100, streams, budget, top(grownFirst, 5), top(grownSecond, 5));
 
         assertThat(unexpected).as("requests whose answer was not the expected one").isEmpty();
         assertThat(soak.size()).as("requests in the soak").isGreaterThan((int) (seconds * 50));
         assertThat(idle).as("in-flight streams and body budget back to zero").isTrue();
         assertThat(streams).isZero();
         assertThat(budget).isZero();
+        assertThat(leaking).as("classes that gained live instances in step with the requests"
+                + " (%d+ over %d requests, then %d+ over %d)", leakFirst, firstHalf.size(), leakSecond,
+            secondHalf.size()).isEmpty();
         assertThat(Math.abs(heapChange)).as("relative heap change after full GC (%d -> %d bytes)",
-            heapAfterWarmUp, heapAtEnd).isLessThanOrEqualTo(HEAP_TOLERANCE);
+            heapAfterWarmUp, heapAtEnd).isLessThanOrEqualTo(heapTolerance);
       } catch (AssertionError | RuntimeException e) {
         System.out.println(envoy.logTails(30));
         System.out.println(router.logTail(60));
@@ -174,6 +203,26 @@ class EnvoySoakIT {
       case "cancelled" -> r.cancelled();
       default -> false;
     };
+  }
+
+  /** The classes with more live instances at the end than after the warm-up, and how many more. */
+  static Map<String, Long> grown(Map<String, Long> before, Map<String, Long> after) {
+    Map<String, Long> grown = new TreeMap<>();
+    after.forEach((type, n) -> {
+      long more = n - before.getOrDefault(type, 0L);
+      if (more > 0) {
+        grown.put(type, more);
+      }
+    });
+    return grown;
+  }
+
+  private static String top(Map<String, Long> grown, int n) {
+    return grown.entrySet().stream()
+        .sorted(Map.Entry.<String, Long>comparingByValue().reversed())
+        .limit(n)
+        .map(e -> e.getKey() + " +" + e.getValue())
+        .collect(Collectors.joining(", ", "[", "]"));
   }
 
   private static Map<String, Long> kinds(List<Result> results) {

@@ -414,6 +414,25 @@ public final class RouterProcess implements AutoCloseable {
 
   private static final Pattern HEAP_USED = Pattern.compile("used (\\d+)K");
 
+  /**
+   * The live instances per class in the router after a full GC ({@code jcmd <pid>
+   * GC.class_histogram}, which collects before it counts): class name to instance count.
+   */
+  public Map<String, Long> liveInstancesByClass() {
+    Map<String, Long> counts = new java.util.HashMap<>();
+    Matcher m = HISTOGRAM_ROW.matcher(jcmd("GC.class_histogram"));
+    while (m.find()) {
+      counts.merge(m.group(2), Long.parseLong(m.group(1)), Long::sum);
+    }
+    if (counts.isEmpty()) {
+      throw new AssertionError("jcmd " + pid() + " GC.class_histogram printed no rows");
+    }
+    return counts;
+  }
+
+  private static final Pattern HISTOGRAM_ROW =
+      Pattern.compile("(?m)^\\s*\\d+:\\s+(\\d+)\\s+\\d+\\s+(\\S+)");
+
   private String jcmd(String command) {
     Path jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd");
     try {
