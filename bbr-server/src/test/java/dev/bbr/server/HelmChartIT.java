@@ -629,6 +629,8 @@ class HelmChartIT {
         .isEqualTo(dev.bbr.server.config.HeaderPlan.DEFAULT);
     assertThat(container.getCommand()).as(c.label + ": JVM options as arguments (no JAVA_TOOL_OPTIONS line)")
         .containsExactly("java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError",
+            "-XX:+UseSerialGC", "-XX:ActiveProcessorCount=2", "-XX:TrimNativeHeapInterval=1000",
+            "-XX:MinHeapFreeRatio=10", "-XX:MaxHeapFreeRatio=30",
             "--sun-misc-unsafe-memory-access=allow", "-jar", "/app/bbr-server.jar");
     assertThat(env).doesNotContainKey("JAVA_TOOL_OPTIONS");
     assertThat(container.getResources().getLimits()).as(c.label + " memory limit").containsKey("memory");

@@ -59,7 +59,9 @@ class ImageIT {
   static final String ALLOWLIST_IN_CONTAINER = "/etc/bbr/allowlist";
   /** The chart's container command with the default jvm values. */
   static final String CHART_COMMAND = "[\"java\", \"-XX:MaxRAMPercentage=75\", "
-      + "\"-XX:+ExitOnOutOfMemoryError\", \"--sun-misc-unsafe-memory-access=allow\", "
+      + "\"-XX:+ExitOnOutOfMemoryError\", \"-XX:+UseSerialGC\", \"-XX:ActiveProcessorCount=2\", "
+      + "\"-XX:TrimNativeHeapInterval=1000\", \"-XX:MinHeapFreeRatio=10\", "
+      + "\"-XX:MaxHeapFreeRatio=30\", \"--sun-misc-unsafe-memory-access=allow\", "
       + "\"-jar\", \"/app/bbr-server.jar\"]";
 
   private static final Duration READY_TIMEOUT = Duration.ofSeconds(90);

@@ -97,6 +97,20 @@ public final class SuiteReport {
       double ratio = fds.path("router_floor_rps_ratio").asDouble();
       rows.add(row("ext_proc throughput ≥ 0.8 × no-op floor, 1 KiB, FULL_DUPLEX_STREAMED",
           String.format(Locale.ROOT, "%.2f×", ratio), ratio >= 0.8));
+      rows.add(row("issue 12: ext_proc throughput ≥ 0.85 × no-op floor, 1 KiB, FULL_DUPLEX_STREAMED",
+          String.format(Locale.ROOT, "%.2f×", ratio), ratio >= 0.85));
+      JsonNode floor = find(extproc, r -> r.path("server").asText().equals("floor")
+          && r.path("body_bytes").asInt() == 1024
+          && r.path("mode").asText().equals("FULL_DUPLEX_STREAMED"));
+      if (floor != null) {
+        double ours = fds.path("server_cpu_us_per_req_excl_jit_median").asDouble();
+        double theirs = floor.path("server_cpu_us_per_req_excl_jit_median").asDouble();
+        double cpu = ours / theirs;
+        rows.add(row("issue 12: server CPU per request ≤ 1.2 × the no-op floor's, 1 KiB,"
+                + " FULL_DUPLEX_STREAMED (JIT threads excluded)",
+            String.format(Locale.ROOT, "%.2f× (%.1f µs against %.1f µs)", cpu, ours, theirs),
+            cpu <= 1.2));
+      }
     }
     JsonNode envoy = read("envoy-ab.json");
     JsonNode streamed = find(envoy, r -> r.path("config").asText().equals("streamed")
@@ -128,6 +142,23 @@ public final class SuiteReport {
               to80, cold.path("seconds_to_80pct_median").asDouble(),
               chart.path("seconds_to_serving_median").asDouble(),
               cold.path("seconds_to_serving_median").asDouble()), to80 >= 0 && to80 <= 15));
+    }
+    JsonNode rss = read("rss.json");
+    JsonNode chartRss = find(rss, r -> r.path("variant").asText().equals("chart"));
+    JsonNode defaultRss = find(rss, r -> r.path("variant").asText().equals("jvm-default"));
+    if (chartRss != null) {
+      double peak = chartRss.path("peak_rss_mib_median").asDouble();
+      rows.add(row("issue 12: peak RSS ≤ 160 MiB, 1 KiB closed loop, 2 in flight, the chart's JVM"
+              + " options",
+          String.format(Locale.ROOT, "%.0f MiB (%.0f MiB with the JVM's own choices)", peak,
+              defaultRss == null ? Double.NaN : defaultRss.path("peak_rss_mib_median").asDouble()),
+          peak <= 160));
+    }
+    Path jar = results.resolve("jar-bytes.txt");
+    if (Files.exists(jar)) {
+      double mb = Long.parseLong(Files.readString(jar).strip()) / 1e6;
+      rows.add(row("issue 12: shaded jar ≤ 25 MB", String.format(Locale.ROOT, "%.1f MB", mb),
+          mb <= 25));
     }
     JsonNode memory = read("memory.json");
     if (memory != null) {
