@@ -124,6 +124,12 @@ public final class SuiteReport {
       rows.add(row("through Envoy, c=10, 1 KiB: throughput ≥ 0.6 × static-header Envoy",
           String.format(Locale.ROOT, "%.2f×", ratio), ratio >= 0.6));
     }
+    if (streamed != null && streamed.has("throughput_vs_noop")) {
+      double vsNoop = streamed.path("throughput_vs_noop").asDouble();
+      rows.add(row("issue 12: through Envoy, c=10, 1 KiB: throughput ≥ 0.95 × the same Envoy with a"
+              + " no-op ext_proc server (FULL_DUPLEX_STREAMED)",
+          String.format(Locale.ROOT, "%.2f×", vsNoop), vsNoop >= 0.95));
+    }
     JsonNode uds = find(envoy, r -> r.path("config").asText().equals("streamed-uds")
         && r.path("body_bytes").asInt() == 1024);
     if (streamed != null && uds != null) {

@@ -31,7 +31,9 @@ import org.HdrHistogram.Histogram;
  * JIT warm-up), {@code --out benchmarks/results/envoy-ab.json},
  * {@code --logs benchmarks/results/envoy-logs}, {@code --jfr FILE} (record the router with JFR,
  * {@code settings=profile}, over the rounds of the first size; slows the router: for profiling
- * only), {@code --configs static,streamed,buffered,streamed-uds} ({@code streamed-uds}: the
+ * only), {@code --configs static,streamed,buffered,streamed-uds,streamed-noop} ({@code
+ * streamed-noop}: Envoy's ext_proc filter to a no-op server, the floor of any ext_proc router,
+ * against which {@code throughput_vs_noop} is computed per round; {@code streamed-uds}: the
  * streamed filter to the router over its Unix socket).
  */
 public final class EnvoyAbBench {
@@ -153,7 +155,8 @@ public final class EnvoyAbBench {
 
   /** The request mix: chat bodies of {@code size} bytes, model last, Qwen and Phi alternating. */
   static List<BenchRequest> requests(String config, int size) {
-    boolean routeHeader = EnvoyConfigs.STATIC.equals(config);
+    // The no-op ext_proc server sets no header: the client sends it, as with static.
+    boolean routeHeader = EnvoyConfigs.STATIC.equals(config) || EnvoyConfigs.STREAMED_NOOP.equals(config);
     List<BenchRequest> list = new ArrayList<>();
     for (int i = 0; i < CHAT_BODIES_PER_MODEL; i++) {
       list.add(BenchRequest.post("/v1/chat/completions", EnvoyStack.QWEN, EnvoyStack.QWEN_POOL,
@@ -183,6 +186,7 @@ public final class EnvoyAbBench {
         List<Double> added50 = new ArrayList<>();
         List<Double> added99 = new ArrayList<>();
         List<Double> ratio = new ArrayList<>();
+        List<Double> vsNoop = new ArrayList<>();
         List<Double> routerCpu = new ArrayList<>();
         List<Double> envoyCpu = new ArrayList<>();
         List<Double> clientCpu = new ArrayList<>();
@@ -195,6 +199,8 @@ public final class EnvoyAbBench {
         List<String> failures = new ArrayList<>();
         for (Run run : mine) {
           Run floor = runs.stream().filter(r -> r.config().equals(EnvoyConfigs.STATIC)
+              && r.bodyBytes() == size && r.round() == run.round()).findFirst().orElse(null);
+          Run noop = runs.stream().filter(r -> r.config().equals(EnvoyConfigs.STREAMED_NOOP)
               && r.bodyBytes() == size && r.round() == run.round()).findFirst().orElse(null);
           HttpLoadClient.Result r = run.result();
           rps.add(r.rps());
@@ -220,6 +226,10 @@ public final class EnvoyAbBench {
             round.put("added_p99_ms", Stats.round(run.p(99) - floor.p(99), 4));
             round.put("throughput_ratio", Stats.round(r.rps() / floor.result().rps(), 3));
           }
+          if (noop != null) {
+            vsNoop.add(r.rps() / noop.result().rps());
+            round.put("throughput_vs_noop", Stats.round(r.rps() / noop.result().rps(), 3));
+          }
           round.put("router_cpu_us_per_req", Stats.round(run.perRequestMicros("router"), 1));
           round.put("envoy_cpu_us_per_req", Stats.round(run.perRequestMicros("envoy"), 1));
           perRound.add(round);
@@ -235,6 +245,7 @@ public final class EnvoyAbBench {
         rec.put("ext_proc", switch (config) {
           case EnvoyConfigs.STREAMED -> "FULL_DUPLEX_STREAMED";
           case EnvoyConfigs.STREAMED_UDS -> "FULL_DUPLEX_STREAMED over a Unix socket";
+          case EnvoyConfigs.STREAMED_NOOP -> "FULL_DUPLEX_STREAMED to a no-op server (client sends the header)";
           case EnvoyConfigs.BUFFERED -> "BUFFERED";
           default -> "none (client sends x-gateway-base-model-name)";
         });
@@ -250,6 +261,9 @@ public final class EnvoyAbBench {
         rec.put("added_p50_ms", Stats.round(Stats.median(added50), 4));
         rec.put("added_p99_ms", Stats.round(Stats.median(added99), 4));
         rec.put("throughput_ratio", Stats.round(Stats.median(ratio), 3));
+        if (!vsNoop.isEmpty()) {
+          rec.put("throughput_vs_noop", Stats.round(Stats.median(vsNoop), 3));
+        }
         rec.put("router_cpu_us_per_req", Stats.round(Stats.median(routerCpu), 1));
         rec.put("envoy_cpu_us_per_req", Stats.round(Stats.median(envoyCpu), 1));
         rec.put("client_cpu_us_per_req", Stats.round(Stats.median(clientCpu), 1));
@@ -314,6 +328,12 @@ public final class EnvoyAbBench {
           r.get("config"), r.get("concurrency"), Stats.fmt(a50, 3), a50 <= 0.2 ? "MET" : "MISSED",
           Stats.fmt(a99, 3), a99 <= 1.0 ? "MET" : "MISSED", Stats.fmt(ratio, 2),
           ratio >= 0.6 ? "MET" : "MISSED");
+      if (EnvoyConfigs.STREAMED.equals(r.get("config")) && r.containsKey("throughput_vs_noop")) {
+        double vsNoop = (double) r.get("throughput_vs_noop");
+        System.out.printf("target streamed 1 KiB c=%s: throughput %sx the same Envoy with a no-op"
+                + " ext_proc (>= 0.95: %s)%n", r.get("concurrency"), Stats.fmt(vsNoop, 2),
+            vsNoop >= 0.95 ? "MET" : "MISSED");
+      }
     }
   }
 
@@ -338,7 +358,7 @@ public final class EnvoyAbBench {
       Path logs = Path.of("benchmarks/results/envoy-logs");
       Path jfr = null;
       List<String> configs = List.of(EnvoyConfigs.STATIC, EnvoyConfigs.STREAMED, EnvoyConfigs.BUFFERED,
-          EnvoyConfigs.STREAMED_UDS);
+          EnvoyConfigs.STREAMED_UDS, EnvoyConfigs.STREAMED_NOOP);
       for (int i = 0; i < args.length; i++) {
         String flag = args[i];
         if (i + 1 >= args.length) {

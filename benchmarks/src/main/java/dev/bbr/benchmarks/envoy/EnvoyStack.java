@@ -1,5 +1,6 @@
 package dev.bbr.benchmarks.envoy;
 
+import dev.bbr.benchmarks.load.ServerJvm;
 import dev.bbr.server.testing.EnvoyProcess;
 import dev.bbr.server.testing.RouterProcess;
 import dev.bbr.server.testing.StubModelBackend;
@@ -30,16 +31,20 @@ final class EnvoyStack implements AutoCloseable {
   final StubModelBackend qwen;
   final StubModelBackend phi;
   final RouterProcess router;
+  /** The no-op ext_proc server of the {@code streamed-noop} listener, in its own JVM. */
+  final ServerJvm noop;
   final EnvoyProcess envoy;
   final ProcessHandle routerPid;
   final ProcessHandle envoyPid;
   private final Path logDir;
 
   private EnvoyStack(StubModelBackend qwen, StubModelBackend phi, RouterProcess router,
-      ProcessHandle routerPid, EnvoyProcess envoy, ProcessHandle envoyPid, Path logDir) {
+      ProcessHandle routerPid, ServerJvm noop, EnvoyProcess envoy, ProcessHandle envoyPid,
+      Path logDir) {
     this.qwen = qwen;
     this.phi = phi;
     this.router = router;
+    this.noop = noop;
     this.routerPid = routerPid;
     this.envoy = envoy;
     this.envoyPid = envoyPid;
@@ -74,11 +79,14 @@ final class EnvoyStack implements AutoCloseable {
       ProcessHandle routerPid = newChild(() -> router[0] = RouterProcess.start("bench-router", jar,
           allowlist, logDir, "--grpc-socket", socket.toString()));
       started.add(router[0]);
+      ServerJvm noop = startNoOp(logDir);
+      started.add(noop);
       EnvoyProcess[] envoy = new EnvoyProcess[1];
       ProcessHandle envoyPid = newChild(() -> envoy[0] = EnvoyProcess.start("bench-envoy",
-          EnvoyConfigs.bootstrap(router[0].grpcPort(), socket, qwen.port(), phi.port()), logDir));
+          EnvoyConfigs.bootstrap(router[0].grpcPort(), socket, noop.port(), qwen.port(), phi.port()),
+          logDir));
       started.add(envoy[0]);
-      return new EnvoyStack(qwen, phi, router[0], routerPid, envoy[0], envoyPid, logDir);
+      return new EnvoyStack(qwen, phi, router[0], routerPid, noop, envoy[0], envoyPid, logDir);
     } catch (RuntimeException | Error e) {
       for (int i = started.size() - 1; i >= 0; i--) {
         try {
@@ -88,6 +96,18 @@ final class EnvoyStack implements AutoCloseable {
         }
       }
       throw e;
+    }
+  }
+
+  /** The no-op ext_proc server, with the JVM options RouterProcess gives the router. */
+  private static ServerJvm startNoOp(Path logDir) {
+    try {
+      return ServerJvm.floor(List.of("-Xmx512m"), logDir);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while starting the no-op ext_proc server", e);
     }
   }
 
@@ -164,6 +184,11 @@ final class EnvoyStack implements AutoCloseable {
   public void close() {
     envoy.close();
     router.close();
+    try {
+      noop.close();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     phi.close();
     qwen.close();
   }

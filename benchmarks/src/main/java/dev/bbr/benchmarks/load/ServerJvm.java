@@ -21,7 +21,7 @@ import java.util.concurrent.TimeUnit;
  * the same {@code java}, the same JVM flags, plaintext, a separate grpc.health.v1 port that says
  * SERVING when it is ready. Exposes the process's CPU time and memory from {@code /proc}.
  */
-final class ServerJvm implements AutoCloseable {
+public final class ServerJvm implements AutoCloseable {
   private static final Duration READY_TIMEOUT = Duration.ofSeconds(60);
 
   private final String name;
@@ -59,7 +59,8 @@ final class ServerJvm implements AutoCloseable {
   }
 
   /** {@link NoOpExtProcServer} from this process's own class path. */
-  static ServerJvm floor(List<String> jvmFlags, Path logDir) throws IOException, InterruptedException {
+  public static ServerJvm floor(List<String> jvmFlags, Path logDir)
+      throws IOException, InterruptedException {
     int[] ports = RouterProcess.freePorts(2);
     List<String> args = List.of("-cp", System.getProperty("java.class.path"),
         NoOpExtProcServer.class.getName(),
@@ -123,11 +124,11 @@ final class ServerJvm implements AutoCloseable {
     return name;
   }
 
-  int port() {
+  public int port() {
     return port;
   }
 
-  long pid() {
+  public long pid() {
     return process.pid();
   }
 
