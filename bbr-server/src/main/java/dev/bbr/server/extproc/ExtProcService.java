@@ -24,7 +24,7 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
    * @param allowlist the current allowlist, read once per request
    * @param policy what to do with each kind of request
    * @param budget the process-wide budget for held body bytes
-   * @param timer runs body deadlines; shared, never blocked
+   * @param timer runs the sweep of body deadlines and budget waits; shared, never blocked
    * @param events where request outcomes are reported
    */
   public ExtProcService(
@@ -48,7 +48,21 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
       ScheduledExecutorService timer,
       RouterEvents events,
       RequestTracing tracing) {
-    this.context = new StreamContext(allowlist, policy, budget, timer, events, tracing);
+    this(allowlist, policy, budget, timer, new Deadlines(timer, policy.bodyTimeout()), events,
+        tracing);
+  }
+
+  /** The same with the streams' deadlines given (tests with a clock of their own). */
+  ExtProcService(
+      Supplier<Allowlist> allowlist,
+      RoutingPolicy policy,
+      BodyBudget budget,
+      ScheduledExecutorService timer,
+      Deadlines deadlines,
+      RouterEvents events,
+      RequestTracing tracing) {
+    this.context =
+        new StreamContext(allowlist, policy, budget, timer, deadlines, events, tracing);
   }
 
   @Override
@@ -63,6 +77,7 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
       RoutingPolicy policy,
       BodyBudget budget,
       ScheduledExecutorService timer,
+      Deadlines deadlines,
       RouterEvents events,
       RequestTracing tracing) {}
 }

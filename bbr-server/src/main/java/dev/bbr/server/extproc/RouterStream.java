@@ -15,8 +15,6 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProtocolConfiguration;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.TimeUnit;
 import java.util.function.BiFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -68,7 +66,7 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   private final HeldBody held;
   private boolean responseBodyDone;
   private long bufferedBytes;
-  private ScheduledFuture<?> deadline;
+  private Deadlines.Deadline deadline;
   private Outcome outcome;
   private boolean wantMore;
   /** What is learned about the request, reported once at its outcome (metrics, span, log line). */
@@ -608,13 +606,12 @@ final class RouterStream implements StreamObserver<ProcessingRequest> {
   }
 
   private void startDeadline() {
-    deadline = context.timer().schedule(
-        this::onDeadline, context.policy().bodyTimeout().toNanos(), TimeUnit.NANOSECONDS);
+    deadline = context.deadlines().start(this::onDeadline);
   }
 
   private void cancelDeadline() {
     if (deadline != null) {
-      deadline.cancel(false);
+      deadline.cancel();
       deadline = null;
     }
   }

@@ -62,7 +62,7 @@ import java.util.concurrent.TimeUnit;
  *       model; no header value holds a control character;
  *   <li>every stream ends with exactly one outcome, consistent with what was sent; afterwards the
  *       body budget is back to zero (also on the path where it waits for the replay to flush) and
- *       no body-timeout timer is left pending;
+ *       no stream deadline and no budget-wait timer is left pending;
  *   <li>the handler never stalls: while its stream is open and ready it has asked for a message.
  * </ul>
  *
@@ -126,6 +126,7 @@ class RouterStreamFuzzTest {
     private final byte[] input;
     private int at;
     private final ManualTimer timer = new ManualTimer();
+    private Deadlines deadlines;
     private final List<RequestSummary> finished = new ArrayList<>();
     private int opened;
     private int closed;
@@ -185,7 +186,9 @@ class RouterStreamFuzzTest {
           finished.add(summary);
         }
       };
-      ExtProcService service = new ExtProcService(() -> ALLOWLIST, routing, budget, timer, events);
+      deadlines = new Deadlines(timer, routing.bodyTimeout(), timer::now);
+      ExtProcService service = new ExtProcService(
+          () -> ALLOWLIST, routing, budget, timer, deadlines, events, RequestTracing.NONE);
       stream = service.process(out);
 
       int op;
@@ -334,7 +337,8 @@ class RouterStreamFuzzTest {
       assertThat(closed).as("streams closed").isEqualTo(1);
       assertThat(finished).as("outcomes reported").hasSize(1);
       assertThat(budget.inUse()).as("body budget held after the stream ended").isZero();
-      assertThat(timer.pending()).as("body-timeout timers left pending").isZero();
+      assertThat(deadlines.pending()).as("stream deadlines left pending").isZero();
+      assertThat(timer.pendingBesidesTheSweep()).as("budget-wait timers left pending").isZero();
       if (out.error != null) {
         assertThat(out.error.getCode()).as("the handler failed inside: %s", out.error)
             .isNotEqualTo(Status.Code.INTERNAL);
@@ -566,8 +570,15 @@ class RouterStreamFuzzTest {
   private static final class ManualTimer extends AbstractExecutorService
       implements ScheduledExecutorService {
     private final List<Task> tasks = new ArrayList<>();
+    private long now;
 
+    long now() {
+      return now;
+    }
+
+    /** Time passes beyond every timeout, and each task due runs once. */
     void fireAll() {
+      now += TimeUnit.DAYS.toNanos(1);
       for (Task task : List.copyOf(tasks)) {
         tasks.remove(task);
         if (!task.cancelled) {
@@ -577,8 +588,12 @@ class RouterStreamFuzzTest {
       }
     }
 
-    long pending() {
-      return tasks.stream().filter(task -> !task.cancelled).count();
+    /** Tasks neither run nor cancelled, but the deadline sweep (pending while streams are). */
+    long pendingBesidesTheSweep() {
+      String sweep = Deadlines.class.getName() + "$$Lambda";
+      return tasks.stream()
+          .filter(task -> !task.cancelled && !task.command.getClass().getName().startsWith(sweep))
+          .count();
     }
 
     @Override

@@ -26,7 +26,7 @@ public final class ExtProcBench {
       + " [--allowlist-dir deploy/examples/allowlist] [--sizes 1Ki,16Ki,256Ki,1Mi]"
       + " [--modes FULL_DUPLEX_STREAMED,BUFFERED] [--rounds 3] [--warmup 1s] [--duration 2.5s]"
       + " [--concurrency 32] [--connections 2] [--chunk-bytes 16Ki]"
-      + " [--jvm-flags '-Xms512m -Xmx512m -XX:+ExitOnOutOfMemoryError'] [--router-jvm-extra '']"
+      + " [--jvm-flags '-Xms512m -Xmx512m -XX:+ExitOnOutOfMemoryError'] [--router-jvm-extra ''] [--router-flags '']"
       + " [--out benchmarks/results/extproc.json]";
 
   private ExtProcBench() {}
@@ -53,6 +53,12 @@ public final class ExtProcBench {
         routerJvm.add(extra); // e.g. -XX:StartFlightRecording=... for a profile; not for a comparison
       }
     }
+    List<String> routerFlags = new ArrayList<>();
+    for (String flag : args.string("router-flags", "").trim().split("\\s+")) {
+      if (!flag.isEmpty()) {
+        routerFlags.add(flag); // e.g. --tracing=false, to price one feature
+      }
+    }
     Path out = Path.of(args.string("out", "benchmarks/results/extproc.json"));
     Path logDir = out.toAbsolutePath().getParent().resolve("logs");
 
@@ -60,7 +66,7 @@ public final class ExtProcBench {
     Instant started = Instant.now();
     // "size mode" -> server -> one result per round
     Map<String, Map<String, List<ExtProcLoad.Result>>> results = new LinkedHashMap<>();
-    try (ServerJvm router = ServerJvm.router(routerJar, allowlist, routerJvm, List.of(), logDir);
+    try (ServerJvm router = ServerJvm.router(routerJar, allowlist, routerJvm, routerFlags, logDir);
         ServerJvm floor = ServerJvm.floor(jvmFlags, logDir)) {
       List<ServerJvm> servers = List.of(router, floor);
       System.err.printf("router pid %d, floor pid %d; warming up%n", router.pid(), floor.pid());
@@ -101,6 +107,7 @@ public final class ExtProcBench {
     run.put("cpus", Runtime.getRuntime().availableProcessors());
     run.put("java", System.getProperty("java.version"));
     run.put("jvm_flags", String.join(" ", jvmFlags));
+    run.put("router_flags", String.join(" ", routerFlags));
     run.put("load_average_start", loadStart);
     run.put("load_average_end", loadEnd);
     run.put("concurrency", concurrency);
