@@ -44,7 +44,9 @@ class DeadlinesTest {
 
     assertThat(done.await(5, TimeUnit.SECONDS)).isTrue();
     long afterMillis = TimeUnit.NANOSECONDS.toMillis(firedAt.get() - start);
-    assertThat(afterMillis).isBetween(300L, 300L + 15 + 200); // tick 15 ms; a busy CI machine
+    // Never early; late by a tick (15 ms) on a quiet machine, more when a loaded one delays
+    // the timer thread: the bound only catches a sweep that stopped or fires per timeout twice.
+    assertThat(afterMillis).isBetween(300L, 300L + 15 + 1500);
     Thread.sleep(100);
     assertThat(fired).hasValue(1);
     assertThat(deadlines.pending()).isZero();

@@ -12,10 +12,17 @@ final class Bodies {
    * route, the worst case for the streamed mode. {@code salt} makes bodies differ.
    */
   static byte[] chat(String model, int size, int salt) {
-    StringBuilder json = new StringBuilder(size + 128).append("{\"messages\":[");
+    return chat(model, size, salt, false);
+  }
+
+  /** The same, with {@code model} the first key when {@code modelFirst} (as curl examples write it). */
+  static byte[] chat(String model, int size, int salt, boolean modelFirst) {
+    StringBuilder json = new StringBuilder(size + 128)
+        .append(modelFirst ? "{\"model\":\"" + model + "\",\"messages\":[" : "{\"messages\":[");
     String turn = "{\"role\":\"user\",\"content\":\"Explain the difference between a process and a"
         + " thread, with an example in Java and one in Go (#" + salt + ").\"},";
-    String tail = "],\"max_tokens\":50,\"model\":\"" + model + "\"}";
+    String tail = modelFirst
+        ? "],\"max_tokens\":50}" : "],\"max_tokens\":50,\"model\":\"" + model + "\"}";
     do {
       json.append(turn);
     } while (json.length() + turn.length() + tail.length() < size);

@@ -34,7 +34,9 @@ import org.HdrHistogram.Histogram;
  * only), {@code --configs static,streamed,buffered,streamed-uds,streamed-noop} ({@code
  * streamed-noop}: Envoy's ext_proc filter to a no-op server, the floor of any ext_proc router,
  * against which {@code throughput_vs_noop} is computed per round; {@code streamed-uds}: the
- * streamed filter to the router over its Unix socket).
+ * streamed filter to the router over its Unix socket), {@code --model last} ({@code first}: the
+ * model is the body's first key; {@code last}, as openai-python sends it, makes the router read
+ * the whole body first).
  */
 public final class EnvoyAbBench {
   private static final int CHAT_BODIES_PER_MODEL = 4;
@@ -61,9 +63,10 @@ public final class EnvoyAbBench {
     Options o = Options.parse(args);
     String loadStart = EnvoyStack.loadAverage();
     Instant started = Instant.now();
-    System.out.printf("EnvoyAbBench: c=%d, sizes %s, %d rounds x (%d ms warm-up + %d ms measured) per"
-            + " config, configs %s; load average %s%n",
-        o.concurrency, o.sizes, o.rounds, o.warmup.toMillis(), o.measure.toMillis(), o.configs, loadStart);
+    System.out.printf("EnvoyAbBench: c=%d, sizes %s, model %s, %d rounds x (%d ms warm-up + %d ms"
+            + " measured) per config, configs %s; load average %s%n",
+        o.concurrency, o.sizes, o.modelFirst ? "first" : "last", o.rounds, o.warmup.toMillis(),
+        o.measure.toMillis(), o.configs, loadStart);
     List<Run> runs = new ArrayList<>();
     try (EnvoyStack stack = EnvoyStack.start(o.logs, EnvoyStack.EXAMPLE_ALLOWLIST)) {
       List<HttpLoadClient.CpuProbe> probes = List.of(
@@ -75,7 +78,7 @@ public final class EnvoyAbBench {
       for (int size : o.sizes) {
         Map<String, List<BenchRequest>> requests = new LinkedHashMap<>();
         for (String config : o.configs) {
-          requests.put(config, requests(config, size));
+          requests.put(config, requests(config, size, o.modelFirst));
         }
         if (first && o.jfr != null) {
           stack.startJfr();
@@ -126,14 +129,14 @@ public final class EnvoyAbBench {
       throws InterruptedException {
     int size = o.sizes.get(0);
     new HttpLoadClient("127.0.0.1", stack.port(EnvoyConfigs.STATIC)).runFor(
-        requests(EnvoyConfigs.STATIC, size), o.concurrency, Duration.ZERO, Duration.ofSeconds(1), probes);
+        requests(EnvoyConfigs.STATIC, size, o.modelFirst), o.concurrency, Duration.ZERO, Duration.ofSeconds(1), probes);
     List<String> extProc = o.configs.stream().filter(c -> !EnvoyConfigs.STATIC.equals(c)).toList();
     long start = System.nanoTime();
     for (int i = 0; !extProc.isEmpty(); i++) {
       String config = extProc.get(i % extProc.size());
       Map<String, Long> before = ThreadCpu.snapshot(stack.routerPid.pid());
       HttpLoadClient.Result r = new HttpLoadClient("127.0.0.1", stack.port(config)).runFor(
-          requests(config, size), o.concurrency, Duration.ZERO, Duration.ofSeconds(2), probes);
+          requests(config, size, o.modelFirst), o.concurrency, Duration.ZERO, Duration.ofSeconds(2), probes);
       Map<String, Long> after = ThreadCpu.snapshot(stack.routerPid.pid());
       long all = 0;
       long compiler = 0;
@@ -153,16 +156,16 @@ public final class EnvoyAbBench {
     }
   }
 
-  /** The request mix: chat bodies of {@code size} bytes, model last, Qwen and Phi alternating. */
-  static List<BenchRequest> requests(String config, int size) {
+  /** The request mix: chat bodies of {@code size} bytes, Qwen and Phi alternating. */
+  static List<BenchRequest> requests(String config, int size, boolean modelFirst) {
     // The no-op ext_proc server sets no header: the client sends it, as with static.
     boolean routeHeader = EnvoyConfigs.STATIC.equals(config) || EnvoyConfigs.STREAMED_NOOP.equals(config);
     List<BenchRequest> list = new ArrayList<>();
     for (int i = 0; i < CHAT_BODIES_PER_MODEL; i++) {
       list.add(BenchRequest.post("/v1/chat/completions", EnvoyStack.QWEN, EnvoyStack.QWEN_POOL,
-          Bodies.chat(EnvoyStack.QWEN, size, 2 * i), routeHeader));
+          Bodies.chat(EnvoyStack.QWEN, size, 2 * i, modelFirst), routeHeader));
       list.add(BenchRequest.post("/v1/chat/completions", EnvoyStack.PHI, EnvoyStack.PHI_POOL,
-          Bodies.chat(EnvoyStack.PHI, size, 2 * i + 1), routeHeader));
+          Bodies.chat(EnvoyStack.PHI, size, 2 * i + 1, modelFirst), routeHeader));
     }
     return list;
   }
@@ -251,6 +254,7 @@ public final class EnvoyAbBench {
         });
         rec.put("body_bytes", size);
         rec.put("concurrency", o.concurrency);
+        rec.put("model", o.modelFirst ? "first" : "last");
         rec.put("rounds", mine.size());
         rec.put("warmup_ms", o.warmup.toMillis());
         rec.put("measure_ms", o.measure.toMillis());
@@ -346,7 +350,7 @@ public final class EnvoyAbBench {
 
   /** Command-line flags. */
   record Options(int concurrency, List<Integer> sizes, int rounds, Duration warmup, Duration measure,
-      long warmupTotalMs, Path out, Path logs, Path jfr, List<String> configs) {
+      long warmupTotalMs, Path out, Path logs, Path jfr, List<String> configs, boolean modelFirst) {
     static Options parse(String[] args) {
       int concurrency = 10;
       List<Integer> sizes = List.of(1024, 16 * 1024);
@@ -357,6 +361,7 @@ public final class EnvoyAbBench {
       Path out = Path.of("benchmarks/results/envoy-ab.json");
       Path logs = Path.of("benchmarks/results/envoy-logs");
       Path jfr = null;
+      boolean modelFirst = false;
       List<String> configs = List.of(EnvoyConfigs.STATIC, EnvoyConfigs.STREAMED, EnvoyConfigs.BUFFERED,
           EnvoyConfigs.STREAMED_UDS, EnvoyConfigs.STREAMED_NOOP);
       for (int i = 0; i < args.length; i++) {
@@ -376,6 +381,11 @@ public final class EnvoyAbBench {
           case "--logs" -> logs = Path.of(v);
           case "--jfr" -> jfr = Path.of(v);
           case "--configs" -> configs = List.of(v.split(","));
+          case "--model" -> modelFirst = switch (v) {
+            case "first" -> true;
+            case "last" -> false;
+            default -> throw new IllegalArgumentException("--model: " + v + " (expected: first or last)");
+          };
           default -> throw new IllegalArgumentException("unknown flag " + flag + " (see the Javadoc of EnvoyAbBench)");
         }
       }
@@ -383,7 +393,7 @@ public final class EnvoyAbBench {
         throw new IllegalArgumentException("--configs must include static (the baseline)");
       }
       return new Options(concurrency, sizes, rounds, Duration.ofMillis(warmupMs), Duration.ofMillis(measureMs),
-          warmupTotalMs, out, logs, jfr, configs);
+          warmupTotalMs, out, logs, jfr, configs, modelFirst);
     }
   }
 }
